@@ -1,0 +1,1 @@
+"""The ``microrestore`` command line (typer). torch is imported only inside commands that need it."""

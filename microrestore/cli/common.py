@@ -1,0 +1,71 @@
+"""Small helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from microrestore.errors import InputError
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+def parse_settings(items: list[str] | None, option: str = "--set") -> dict[str, Any]:
+    """Parse ``key=value`` items; values are read as YAML scalars (``3`` -> int, ``true`` -> bool).
+
+    Dotted keys (``optimizer.lr=1e-4``) become nested dicts.
+    """
+    import yaml
+
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"{option} expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(f"{option} {item!r}: {part!r} is both a value and a section")
+        node[parts[-1]] = value
+    return result
+
+
+def load_config_file(path: Path | None) -> dict[str, Any]:
+    """Read a YAML or JSON configuration file into a dict (empty when ``path`` is None)."""
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise InputError("no such configuration file", path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"not a valid YAML/JSON configuration: {first}", path) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError("configuration must be a mapping of keys to values", path)
+    return data
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,124 @@
+"""``microrestore denoise | deblur | restore``: run a method on images."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from microrestore.cli.common import console, parse_settings
+from microrestore.errors import InputError
+
+
+def add_commands(app: typer.Typer) -> None:
+    """Add ``denoise``, ``deblur`` and ``restore`` to ``app``."""
+    app.command("denoise")(_make_command("denoise", "Denoise images with a denoising method."))
+    app.command("deblur")(_make_command("deblur", "Correct blur or defocus with a deblurring method."))
+    app.command("restore")(_make_command("restore", "Restore images with any registered method."))
+
+
+def _make_command(task: str, summary: str) -> Callable[..., None]:
+    def command(
+        inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns.", show_default=False),
+        output: Path = typer.Option(..., "-o", "--output", help="Output file (one input) or folder (many)."),
+        method: str = typer.Option(None, "--method", "-m", help="Method name (see `microrestore methods`)."),
+        model: str = typer.Option(None, "--model", help="Zoo id or model folder; default: the method's default."),
+        axes: str = typer.Option(None, "--axes", help="Axes of the inputs when metadata lacks them (YX, ZYX, TYX)."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+        tile: int = typer.Option(None, "--tile", help="Tile size in pixels (default: chosen from free memory)."),
+        overlap: int = typer.Option(32, "--overlap", help="Overlap between tiles in pixels."),
+        batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
+        dtype: str = typer.Option("same", "--dtype", help="Output dtype: same (the input's), float32, uint16, ..."),
+        settings: list[str] = typer.Option(None, "--set", help="Method option key=value (repeatable)."),
+        skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that already exist."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    ) -> None:
+        _run(
+            task,
+            inputs=inputs,
+            output=output,
+            method=method,
+            model=model,
+            axes=axes,
+            device=device,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            dtype=dtype,
+            settings=settings,
+            skip_existing=skip_existing,
+            quiet=quiet,
+        )
+
+    command.__doc__ = summary
+    command.__name__ = task
+    return command
+
+
+def _run(task: str, **kw: Any) -> None:
+    from microrestore import api
+    from microrestore.plugins import PredictOptions, get_registry
+
+    if kw["method"] is None:
+        known = sorted(m.name for m in get_registry().methods.values() if task == "restore" or m.task == task)
+        raise InputError(f"give --method; {task} methods: {', '.join(known) or 'none installed'}")
+    if kw["tile"] is not None and kw["tile"] < 16:
+        raise InputError(f"--tile {kw['tile']} is too small (at least 16 pixels)")
+    if kw["overlap"] < 0 or kw["batch_size"] < 1:
+        raise InputError("--overlap must be >= 0 and --batch-size >= 1")
+    options = PredictOptions(
+        device=kw["device"],
+        tile=kw["tile"],
+        overlap=kw["overlap"],
+        batch_size=kw["batch_size"],
+        params=parse_settings(kw["settings"]),
+    )
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=kw["quiet"],
+        transient=True,
+    )
+    with progress:
+        files = progress.add_task("files", total=None, visible=False)
+        tiles = progress.add_task("tiles", total=None, visible=False)
+
+        def on_file(index: int, total: int, path: Path) -> None:
+            progress.update(files, total=total, completed=index, description=f"{path.name}", visible=total > 1)
+            progress.reset(tiles, visible=False)
+
+        def on_tiles(done: int, total: int) -> None:
+            progress.update(tiles, total=total, completed=done, description="tiles", visible=True)
+
+        options.on_progress = on_tiles
+        results = api.restore_files(
+            kw["inputs"],
+            kw["output"],
+            method=kw["method"],
+            task=task,
+            model=kw["model"],
+            axes=kw["axes"],
+            options=options,
+            dtype=kw["dtype"],
+            overwrite=not kw["skip_existing"],
+            on_file=on_file,
+            warn=functools.partial(_warn, progress),
+        )
+    for result in results:
+        mode = " (streamed)" if result.streamed else ""
+        console.print(
+            f"wrote {result.output} {'x'.join(map(str, result.shape))} {result.dtype} "
+            f"in {result.seconds:.2f} s{mode}"
+        )
+
+
+def _warn(progress: Any, message: str) -> None:
+    progress.console.print(f"[yellow]Warning:[/] {message}")

@@ -1,0 +1,46 @@
+"""``microrestore train``: train a method's model on your images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from microrestore.cli.common import console, load_config_file, merge, parse_settings
+
+
+def add_commands(app: typer.Typer) -> None:
+    """Add ``train`` to ``app``."""
+    app.command("train")(train)
+
+
+def train(
+    method: str = typer.Argument(..., help="Method to train (see `microrestore methods`)."),
+    source: list[str] = typer.Option(..., "--source", "-s", help="Input images: files, folders or globs."),
+    target: list[str] = typer.Option(None, "--target", "-t", help="Target images (paired or the other domain)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model folder to write (checkpoints go inside)."),
+    config: Path = typer.Option(None, "--config", "-c", help="YAML or JSON configuration file."),
+    settings: list[str] = typer.Option(None, "--set", help="Configuration override key=value (repeatable)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps (overrides the configuration)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the model folder."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    axes: str = typer.Option(None, "--axes", help="Axes of the training images when metadata lacks them."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress display."),
+) -> None:
+    """Train a model; writes config, weights, metrics.csv and checkpoints into the model folder."""
+    from microrestore import api
+
+    values = merge(load_config_file(config), parse_settings(settings))
+    path = api.train(
+        method,
+        source,
+        output,
+        target=target or (),
+        config=values,
+        steps=steps,
+        resume=resume,
+        device=device,
+        axes=axes,
+        progress=not quiet,
+    )
+    console.print(f"model written to {path}")

@@ -1,0 +1,193 @@
+"""Inference with a trained network over images of any axes, tiled and streamed.
+
+:class:`NetworkPredictor` is the predictor every network method can use: it loops over the image's
+non-model axes (T, Z for 2D models, C when the model takes one channel), normalises with the model's saved
+normalisation, runs tiled inference, maps the result back to the input's units and writes it into the
+caller's output (which may be a memory-mapped file of the input's dtype).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from microrestore.errors import InputError
+from microrestore.plugins.registry import PredictOptions
+
+
+@dataclass
+class AxesLayout:
+    """How an image's axes map onto a model's ``(C, *spatial)`` input.
+
+    Attributes
+    ----------
+    loop
+        Axes iterated over (each index is one model call).
+    channel
+        The channel axis letter when the model takes several channels, else ``None``.
+    spatial
+        The model's spatial axes (``"YX"`` or ``"ZYX"``).
+    """
+
+    loop: str
+    channel: str | None
+    spatial: str
+
+    @classmethod
+    def plan(cls, axes: str, shape: tuple[int, ...], ndim: int, in_channels: int, path: Any = None) -> AxesLayout:
+        """Choose the layout for an image with ``axes``/``shape`` and a model of ``ndim`` spatial dims."""
+        spatial = "ZYX" if ndim == 3 else "YX"
+        missing = [a for a in spatial if a not in axes]
+        if missing:
+            raise InputError(
+                f"a {ndim}D model needs axes {spatial} but the image has axes {axes!r}"
+                + (" (pass --axes if the metadata is wrong)" if path else ""),
+                path,
+            )
+        channel = None
+        if in_channels > 1:
+            if "C" not in axes or shape[axes.index("C")] != in_channels:
+                have = shape[axes.index("C")] if "C" in axes else 1
+                raise InputError(f"the model takes {in_channels} channels but the image has {have}", path)
+            channel = "C"
+        loop = "".join(a for a in axes if a not in spatial and a != channel)
+        return cls(loop=loop, channel=channel, spatial=spatial)
+
+    def blocks(self, axes: str, shape: tuple[int, ...]) -> Iterator[tuple[Any, ...]]:
+        """Yield, for each loop position, the index into the image in its own axes order."""
+        loop_shape = [shape[axes.index(a)] for a in self.loop]
+        for position in np.ndindex(*loop_shape):
+            index: list[Any] = [slice(None)] * len(axes)
+            for letter, i in zip(self.loop, position):
+                index[axes.index(letter)] = i
+            yield tuple(index)
+
+    def model_order(self, axes: str) -> list[int]:
+        """Permutation taking the indexed block (loop axes removed) to ``(C?, *spatial)``."""
+        kept = [a for a in axes if a not in self.loop]
+        wanted = ([self.channel] if self.channel else []) + list(self.spatial)
+        return [kept.index(a) for a in wanted]
+
+
+class AxesSink:
+    """Adapter that lets tiled inference write ``(C, *spatial)`` blocks into an output in the image's order."""
+
+    def __init__(self, out: Any, base: tuple[Any, ...], order: list[int], has_channel: bool) -> None:
+        self.out = out
+        self.base = base
+        self.order = order
+        self.inverse = list(np.argsort(order))
+        self.has_channel = has_channel
+
+    def __setitem__(self, index: tuple[Any, ...], block: np.ndarray) -> None:
+        if not self.has_channel:  # tiling writes (1, *spatial); the image has no model channel axis
+            index, block = index[1:], block[0]
+        kept_positions = [i for i, b in enumerate(self.base) if isinstance(b, slice)]
+        full = list(self.base)
+        for model_dim, sub in enumerate(index):
+            full[kept_positions[self.order[model_dim]]] = sub
+        self.out[tuple(full)] = np.transpose(block, self.inverse)
+
+
+class NetworkPredictor:
+    """Predictor for a single network trained on normalised images.
+
+    Parameters
+    ----------
+    network
+        The torch module, in eval mode, mapping ``(B, C_in, *spatial)`` to ``(B, C_out, *spatial)``.
+    normalization
+        Dict form of the model's normaliser (see :mod:`microrestore.engine.normalization`).
+    options
+        Device, tile, overlap and batch options.
+    ndim
+        Spatial dims of the model (2 or 3).
+    in_channels, out_channels
+        Channels of the network.
+    output_transform
+        Optional mapping applied to each denormalised block (e.g. clamp at zero for a method that says so).
+    """
+
+    def __init__(
+        self,
+        network: Any,
+        normalization: dict[str, Any],
+        options: PredictOptions,
+        *,
+        ndim: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        output_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        import torch
+
+        from microrestore.engine.device import resolve_device
+        from microrestore.engine.normalization import normalizer_from_dict
+
+        self.device = resolve_device(options.device)
+        self.network = network.to(self.device).eval()
+        self.normalizer = normalizer_from_dict(normalization)
+        self.options = options
+        self.ndim = ndim
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.output_transform = output_transform
+        self.multiple = int(getattr(network, "size_multiple", 1))
+        radius = int(getattr(network, "receptive_radius", options.overlap))
+        self.halo = -(-radius // self.multiple) * self.multiple
+        self._torch = torch
+
+    def forward(self, batch: Any) -> Any:
+        """Run the network on a batch of normalised tiles."""
+        return self.network(batch)
+
+    def predict(self, image: Any, out: Any = None) -> np.ndarray:
+        """Restore ``image`` (an ImageData) into ``out`` or a new float32 array."""
+        from microrestore.engine.tiling import predict_tiled
+
+        data = image.data
+        if self.out_channels != self.in_channels and self.in_channels > 1:
+            raise InputError("models that change the channel count need an explicit output layout", image.path)
+        layout = AxesLayout.plan(image.axes, tuple(data.shape), self.ndim, self.in_channels, image.path)
+        if out is None:
+            out = np.empty(data.shape, dtype=np.float32)
+        params = self.normalizer.fit(data)
+        order = layout.model_order(image.axes)
+        blocks = list(layout.blocks(image.axes, tuple(data.shape)))
+
+        def pre(block: np.ndarray) -> np.ndarray:
+            return self.normalizer.apply(block, params)
+
+        def post(block: np.ndarray) -> np.ndarray:
+            result = self.normalizer.invert(block, params)
+            return self.output_transform(result) if self.output_transform else result
+
+        for done, index in enumerate(blocks):
+            view = np.transpose(data[index], order)
+            if layout.channel is None:
+                view = view[np.newaxis]
+            sink = AxesSink(out, index, order, has_channel=layout.channel is not None)
+
+            def report(tiles_done: int, tiles_total: int, block: int = done) -> None:
+                self.options.report(block * tiles_total + tiles_done, len(blocks) * tiles_total)
+
+            predict_tiled(
+                self.forward,
+                view,
+                out_channels=self.out_channels,
+                tile=self.options.tile,
+                overlap=self.options.overlap,
+                halo=self.halo,
+                multiple=self.multiple,
+                batch_size=self.options.batch_size,
+                device=self.device,
+                preprocess=pre,
+                postprocess=post,
+                sink=sink,
+                progress=report,
+            )
+        return out
+

@@ -1,0 +1,111 @@
+"""Model references: zoo ids, bundled models and model folders.
+
+The registry is one YAML file per model in the project's ``zoo/models/`` folder (shipped inside the wheel as
+``microrestore/zoo/registry``). Small default models ship inside the package under ``bundled/<id>/``; their
+files are verified against the sha256 recorded in the registry every time they are used, the same check a
+download gets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from microrestore.errors import InputError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_DIR = PACKAGE_DIR / "bundled"
+
+
+@dataclass
+class ZooEntry:
+    """One model of the registry."""
+
+    id: str
+    method: str
+    task: str
+    version: str
+    description: str
+    license: str
+    files: list[dict[str, Any]]
+    citation: str = ""
+    bundled: bool = False
+    recipe: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+
+def registry_dir() -> Path:
+    """Folder holding the registry YAML files (installed copy first, then the source tree's ``zoo/``)."""
+    installed = PACKAGE_DIR / "registry"
+    if installed.is_dir():
+        return installed
+    return PACKAGE_DIR.parents[1] / "zoo" / "models"
+
+
+def entries() -> dict[str, ZooEntry]:
+    """Read every registry entry, keyed by id."""
+    import yaml
+
+    found: dict[str, ZooEntry] = {}
+    folder = registry_dir()
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        known = {k: data[k] for k in ZooEntry.__dataclass_fields__ if k in data and k != "source"}
+        entry = ZooEntry(**known, source=path)
+        found[entry.id] = entry
+    return found
+
+
+def sha256_of(path: Path, chunk: int = 2**20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_files(entry: ZooEntry, folder: Path) -> None:
+    """Check every file of ``entry`` in ``folder`` against its recorded sha256."""
+    for item in entry.files:
+        path = folder / item["name"]
+        if not path.is_file():
+            raise InputError(f"model {entry.id!r} is missing its file {item['name']}", folder)
+        actual = sha256_of(path)
+        if actual != item["sha256"]:
+            raise InputError(
+                f"model {entry.id!r}: {item['name']} has sha256 {actual[:12]}..., expected {item['sha256'][:12]}... "
+                "(corrupted or tampered; refusing to load it)",
+                folder,
+            )
+
+
+def resolve_model(ref: str | Path) -> Path:
+    """Turn a ``--model`` value into a local model folder.
+
+    ``ref`` is a model folder, its ``config.yaml``, or a zoo id. Bundled zoo models are verified by sha256.
+    """
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_file():
+        if path.name in ("config.yaml", "config.yml", "config.json"):
+            return path.parent
+        raise InputError("not a model folder or its config.yaml", path)
+    known = entries()
+    entry = known.get(str(ref))
+    if entry is None:
+        if any(sep in str(ref) for sep in ("/", "\\")) or str(ref).startswith("."):
+            raise InputError("no such model folder", path)
+        listing = ", ".join(sorted(known)) or "none"
+        raise InputError(f"unknown model {str(ref)!r}: not a folder and not a zoo id (known ids: {listing})")
+    if entry.bundled:
+        folder = BUNDLED_DIR / entry.id
+        verify_files(entry, folder)
+        return folder
+    raise InputError(f"model {entry.id!r} is not bundled and downloads are not available in this version")

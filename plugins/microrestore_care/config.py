@@ -1,0 +1,58 @@
+"""CARE training configuration (pydantic): every field has a default and a docstring."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CareConfig(BaseModel):
+    """Configuration of a supervised CARE model (Weigert et al. 2018) and its training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ndim: Literal[2, 3] = 2
+    """Spatial dimensions of the network: 2 (planes; stacks are treated as samples) or 3 (volumes)."""
+    depth: int = Field(2, ge=1, le=5)
+    """U-Net depth (pooling levels)."""
+    base_filters: int = Field(32, ge=2, le=256)
+    """Filters of the first level; doubled at each level."""
+    kernel_size: int = Field(3, ge=3, le=7)
+    """Convolution kernel size."""
+    residual: bool = True
+    """Predict a correction added to the input (CARE's default for denoising)."""
+    fnsm: bool = False
+    """Add the Fourier noise suppression module at the input (see TiS/SiS-rDL)."""
+    patch_size: int = Field(64, ge=16)
+    """Edge of the training patches (YX) in pixels."""
+    patch_depth: int = Field(16, ge=4)
+    """Depth of 3D training patches (Z)."""
+    batch_size: int = Field(16, ge=1)
+    """Patches per step."""
+    steps: int = Field(2000, ge=1)
+    """Training steps."""
+    learning_rate: float = Field(4e-4, gt=0)
+    """Adam learning rate (CSBDeep's default)."""
+    decay_start: float = Field(0.5, ge=0, le=1)
+    """Fraction of training after which the learning rate decays linearly to 10 % of its start."""
+    loss: Literal["mae", "mse"] = "mae"
+    """Training loss (CSBDeep uses MAE, the Laplace likelihood without uncertainty)."""
+    percentile_low: float = Field(1.0, ge=0, lt=50)
+    """Lower percentile of the normalisation."""
+    percentile_high: float = Field(99.8, gt=50, le=100)
+    """Upper percentile of the normalisation."""
+    augment: bool = True
+    """Random rotations by 90 degrees and flips of the patches."""
+    foreground_bias: float = Field(0.5, ge=0, le=1)
+    """Share of patches drawn where the target is bright (CSBDeep's patch filter)."""
+    validation_fraction: float = Field(0.1, ge=0, lt=1)
+    """Share of images (or, with one image, of its area) kept out of training for validation."""
+    validation_every: int = Field(200, ge=1)
+    """Steps between validations."""
+    checkpoint_every: int = Field(200, ge=1)
+    """Steps between checkpoints."""
+    seed: int = 0
+    """Random seed (weights, patches, augmentation)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Mixed precision on CUDA (auto: bf16 where supported); CPU always trains in fp32."""

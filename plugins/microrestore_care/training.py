@@ -1,0 +1,172 @@
+"""Training CARE with the shared engine."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from microrestore import __version__
+from microrestore.engine.datasets import check_pair_shapes, load_samples, pair_by_name
+from microrestore.engine.modeldir import save_model
+from microrestore.engine.normalization import PercentileNormalizer
+from microrestore.engine.patches import PatchSampler
+from microrestore.engine.trainer import Trainer, TrainerConfig
+from microrestore.errors import InputError
+from microrestore.nn import UNet
+from microrestore.plugins.registry import TrainRequest
+from microrestore_care.config import CareConfig
+
+
+class CareTask:
+    """The CARE training step: one U-Net, Adam, MAE or MSE on normalised patches."""
+
+    def __init__(self, network: torch.nn.Module, config: CareConfig) -> None:
+        self.networks = {"net": network}
+        self.config = config
+        self.loss_fn = F.l1_loss if config.loss == "mae" else F.mse_loss
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Adam on the U-Net."""
+        return {"net": torch.optim.Adam(self.networks["net"].parameters(), lr=self.config.learning_rate)}
+
+    def lr_factor(self, step: int, total: int) -> float:
+        """Constant, then linear decay to 10 % over the last part of training."""
+        start = self.config.decay_start * total
+        if step < start or total <= start:
+            return 1.0
+        return 1.0 - 0.9 * (step - start) / (total - start)
+
+    def training_step(self, batch: Any, step: int, ctx: Any) -> dict[str, torch.Tensor]:
+        """One optimiser step on a batch of (input, target) patches."""
+        source, target = (torch.as_tensor(b, device=ctx.device) for b in batch)
+        optimizer = ctx.optimizers["net"]
+        optimizer.zero_grad(set_to_none=True)
+        with ctx.autocast():
+            prediction = self.networks["net"](source)
+            loss = self.loss_fn(prediction.float(), target)
+        ctx.backward(loss, "net")
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def validation_step(self, batch: Any, ctx: Any) -> dict[str, float]:
+        """Validation loss and PSNR on normalised patches (data range of the target)."""
+        source, target = (torch.as_tensor(b, device=ctx.device) for b in batch)
+        net = self.networks["net"]
+        net.eval()
+        prediction = net(source).float()
+        net.train()
+        loss = float(self.loss_fn(prediction, target))
+        mse = float(F.mse_loss(prediction, target))
+        span = float(target.max() - target.min()) or 1.0
+        return {"val_loss": loss, "val_psnr": 10 * math.log10(span**2 / max(mse, 1e-12))}
+
+
+def train(request: TrainRequest) -> Path:
+    """Train CARE on paired files and write a model folder."""
+    values = dict(request.config)
+    if request.steps is not None:
+        values["steps"] = request.steps
+    try:
+        config = CareConfig(**values)
+    except Exception as exc:  # pydantic ValidationError -> one line
+        from microrestore.api import pydantic_message
+
+        raise InputError(f"CARE configuration: {pydantic_message(exc)}") from None
+    if not request.target:
+        raise InputError("CARE is supervised: give --target images paired with --source by file name")
+    pairs = pair_by_name(request.source, request.target)
+    sources = load_samples([p[0] for p in pairs], ndim=config.ndim, axes=request.axes)
+    targets = load_samples([p[1] for p in pairs], ndim=config.ndim, axes=request.axes)
+    check_pair_shapes(pairs, sources, targets)
+
+    normalizer = PercentileNormalizer(low=config.percentile_low, high=config.percentile_high)
+    src_norm, tgt_norm = [], []
+    for s_list, t_list in zip(sources, targets):
+        s_params = normalizer.fit(np.stack(s_list) if len(s_list) > 1 else s_list[0])
+        t_params = normalizer.fit(np.stack(t_list) if len(t_list) > 1 else t_list[0])
+        src_norm += [normalizer.apply(s, s_params) for s in s_list]
+        tgt_norm += [normalizer.apply(t, t_params) for t in t_list]
+
+    patch = (config.patch_depth, config.patch_size, config.patch_size) if config.ndim == 3 else (
+        config.patch_size, config.patch_size)
+    (train_src, train_tgt), (val_src, val_tgt) = _split(src_norm, tgt_norm, config.validation_fraction, patch)
+    sampler = PatchSampler(
+        train_src, train_tgt, patch, paired=True, augment=config.augment, foreground_bias=config.foreground_bias
+    )
+    validation = None
+    if val_src:
+        val_sampler = PatchSampler(val_src, val_tgt, patch, paired=True, augment=False, foreground_bias=0.0)
+        validation = val_sampler.sample(np.random.default_rng([config.seed, 7]), max(8, config.batch_size))
+
+    torch.manual_seed(config.seed)
+    network = UNet(
+        in_channels=1,
+        out_channels=1,
+        ndim=config.ndim,
+        depth=config.depth,
+        base_filters=config.base_filters,
+        kernel_size=config.kernel_size,
+        residual=config.residual,
+        fnsm={} if config.fnsm else None,
+    )
+    task = CareTask(network, config)
+    trainer = Trainer(
+        task,
+        sampler.sample,
+        request.output,
+        TrainerConfig(
+            steps=config.steps,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            device=request.device,
+            precision=config.precision,
+            checkpoint_every=config.checkpoint_every,
+            val_every=config.validation_every,
+        ),
+        progress=request.progress,
+        validation_batch=validation,
+    )
+    final = trainer.fit(resume=request.resume)
+    save_model(
+        request.output,
+        method="care",
+        networks={"net": network},
+        network_specs={"net": network.spec},
+        normalization=normalizer.to_dict(),
+        config=config.model_dump(),
+        axes="ZYX" if config.ndim == 3 else "YX",
+        provenance={
+            "microrestore": __version__,
+            "seed": config.seed,
+            "steps": config.steps,
+            "source": [str(p[0]) for p in pairs],
+            "target": [str(p[1]) for p in pairs],
+        },
+        metrics=final,
+    )
+    return request.output
+
+
+def _split(
+    sources: list[np.ndarray], targets: list[np.ndarray], fraction: float, patch: tuple[int, ...]
+) -> tuple[tuple[list[np.ndarray], list[np.ndarray]], tuple[list[np.ndarray], list[np.ndarray]]]:
+    """Hold out whole samples for validation, or a strip of the only sample when there is one."""
+    n = len(sources)
+    if fraction <= 0:
+        return (sources, targets), ([], [])
+    if n >= 2:
+        n_val = min(n - 1, max(1, round(fraction * n)))
+        return (sources[:-n_val], targets[:-n_val]), (sources[-n_val:], targets[-n_val:])
+    height = sources[0].shape[-2]
+    cut = height - max(patch[-2], int(round(fraction * height)))
+    if cut < patch[-2]:  # too small to split: validate on training data rather than not at all
+        return (sources, targets), (sources, targets)
+    return (
+        ([sources[0][..., :cut, :]], [targets[0][..., :cut, :]]),
+        ([sources[0][..., cut:, :]], [targets[0][..., cut:, :]]),
+    )
