@@ -57,3 +57,46 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "docs" / "examples" / "microrestore-example-plugin"
+
+
+@pytest.fixture
+def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Put a distribution with ``microrestore.plugins`` entry points on sys.path (as pip would).
+
+    ``install_plugin(dist, version, entry_points={name: module}, modules={module: source}, path=None)``
+    writes the modules (unless ``path`` already holds them) and a ``.dist-info`` folder, then reloads plugins.
+    """
+    import importlib
+    import sys
+
+    from microrestore.plugins import reset
+
+    def install(
+        dist: str,
+        version: str,
+        entry_points: dict[str, str],
+        modules: dict[str, str] | None = None,
+        path: Path | None = None,
+    ) -> Path:
+        root = tmp_path / f"site-{dist}"
+        root.mkdir()
+        for module, source in (modules or {}).items():
+            (root / f"{module}.py").write_text(source)
+        info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        lines = ["[microrestore.plugins]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        monkeypatch.syspath_prepend(str(root))
+        if path is not None:
+            monkeypatch.syspath_prepend(str(path))
+        for module in list(modules or {}) + list(entry_points.values()):
+            sys.modules.pop(module.split(":")[0], None)
+        importlib.invalidate_caches()
+        reset()
+        return root
+
+    return install

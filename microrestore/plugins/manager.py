@@ -79,7 +79,7 @@ class PluginHost:
                 continue
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else ""
-            dist_name = dist.metadata["Name"] if dist is not None else ""
+            dist_name = _distribution_name(ep)
             info = PluginInfo(name=ep.name, version=version, distribution=dist_name, module=ep.value)
             try:
                 plugin = ep.load()
@@ -206,7 +206,13 @@ def _entry_points() -> list[metadata.EntryPoint]:
         if ep.name not in seen:
             seen.add(ep.name)
             unique.append(ep)
-    return unique
+    # Built-in methods first, then third parties by name: a plugin cannot take over a built-in's name.
+    return sorted(unique, key=lambda ep: (_distribution_name(ep) != "microrestore", ep.name))
+
+
+def _distribution_name(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else ""
 
 
 def _snapshot(registry: Registry) -> tuple[dict[str, Any], int, int, int]:
