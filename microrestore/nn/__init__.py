@@ -1,0 +1,40 @@
+"""Network building blocks shared by the methods (2D and 3D).
+
+Networks: :class:`UNet` (CARE), :class:`ResnetGenerator` and :class:`UNetGenerator` (c²GAN, COMI),
+:class:`PatchGAN`, :class:`RCAN` with :class:`RCAB`, :class:`ResidualGroup` and :class:`ChannelAttention`
+(rDL), :class:`FNSM` and :class:`FNSMInput` (TiS/SiS-rDL). Image-to-image networks expose ``size_multiple``,
+``receptive_radius`` and ``is_local`` for tiled inference, and ``spec`` for :func:`build_network`.
+
+Importing this package imports torch.
+"""
+
+from microrestore.nn.fnsm import FNSM, FNSMInput, otf_cutoff
+from microrestore.nn.patchgan import PatchGAN
+from microrestore.nn.rcan import RCAB, RCAN, ChannelAttention, ResidualGroup
+from microrestore.nn.registry import NETWORKS, build_network, count_parameters, register_network
+from microrestore.nn.resnet import ResnetBlock, ResnetGenerator, UNetGenerator, init_weights
+from microrestore.nn.unet import UNet, chain_receptive_radius, layer_class, make_activation, make_norm
+
+__all__ = [
+    "FNSM",
+    "NETWORKS",
+    "RCAB",
+    "RCAN",
+    "ChannelAttention",
+    "FNSMInput",
+    "PatchGAN",
+    "ResidualGroup",
+    "ResnetBlock",
+    "ResnetGenerator",
+    "UNet",
+    "UNetGenerator",
+    "build_network",
+    "chain_receptive_radius",
+    "count_parameters",
+    "init_weights",
+    "layer_class",
+    "make_activation",
+    "make_norm",
+    "otf_cutoff",
+    "register_network",
+]

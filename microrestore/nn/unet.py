@@ -1,0 +1,382 @@
+"""CARE's U-Net (Weigert et al., Nat. Methods 2018), and the dimension-generic layer helpers of :mod:`microrestore.nn`.
+
+The U-Net follows CSBDeep's ``unet_block`` and ``common_unet`` layer for layer, so that a CARE model here has
+the same widths (and parameter count) as one trained with CSBDeep:
+
+- down level ``n`` (``n = 0 .. depth-1``): ``convs_per_level`` convs of ``base_filters * 2**n`` filters, then
+  a 2x max-pool (the output before pooling is the skip connection);
+- middle: ``convs_per_level - 1`` convs of ``base_filters * 2**depth``, then one of
+  ``base_filters * 2**max(0, depth-1)``;
+- up level ``n`` (``n = depth-1 .. 0``): 2x upsampling, concatenation ``[upsampled, skip]``,
+  ``convs_per_level - 1`` convs of ``base_filters * 2**n``, then one of ``base_filters * 2**max(0, n-1)``;
+- a 1x1 conv to ``out_channels``; with ``residual`` the input is added; then ``final_activation``.
+
+Every conv is "same" padded (zeros), ReLU-activated (after batch norm when ``batch_norm``), and initialised as
+Keras does (Glorot-uniform weights, zero biases). With depth 2, 32 base filters, 3x3 kernels and one channel in
+and out the 2D network has 332,641 parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "UNet",
+    "chain_receptive_radius",
+    "layer_class",
+    "make_activation",
+    "make_norm",
+]
+
+_LAYERS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "conv": (nn.Conv2d, nn.Conv3d),
+    "conv_transpose": (nn.ConvTranspose2d, nn.ConvTranspose3d),
+    "max_pool": (nn.MaxPool2d, nn.MaxPool3d),
+    "adaptive_avg_pool": (nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
+    "batch_norm": (nn.BatchNorm2d, nn.BatchNorm3d),
+    "instance_norm": (nn.InstanceNorm2d, nn.InstanceNorm3d),
+}
+
+ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "gelu", "tanh", "sigmoid", "linear")
+NORMS: tuple[str, ...] = ("instance", "batch", "none")
+
+
+def check_ndim(ndim: int) -> int:
+    """Return ``ndim`` when it is 2 or 3.
+
+    Raises
+    ------
+    ValueError
+        For any other number of spatial dimensions.
+    """
+    if ndim not in (2, 3):
+        raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
+    return int(ndim)
+
+
+def layer_class(kind: str, ndim: int) -> Any:
+    """Return the torch layer class of ``kind`` for ``ndim`` spatial dimensions.
+
+    Parameters
+    ----------
+    kind
+        One of ``conv``, ``conv_transpose``, ``max_pool``, ``adaptive_avg_pool``, ``batch_norm``,
+        ``instance_norm``.
+    ndim
+        2 or 3.
+
+    Returns
+    -------
+    type
+        E.g. ``nn.Conv3d`` for ``layer_class("conv", 3)``.
+    """
+    if kind not in _LAYERS:
+        raise ValueError(f"unknown layer kind {kind!r}; valid kinds: {', '.join(_LAYERS)}")
+    return _LAYERS[kind][check_ndim(ndim) - 2]
+
+
+def make_activation(name: str | None) -> nn.Module:
+    """Create an activation module by name.
+
+    Parameters
+    ----------
+    name
+        ``relu``, ``leaky_relu`` (slope 0.2, as in every method here), ``gelu`` (exact, erf-based), ``tanh``,
+        ``sigmoid``, or ``linear`` / ``none`` / ``None`` for the identity.
+
+    Returns
+    -------
+    torch.nn.Module
+        A fresh module (never in-place, so it is safe next to skip connections).
+    """
+    key = "linear" if name is None else str(name).lower()
+    factories: dict[str, Callable[[], nn.Module]] = {
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(0.2),
+        "gelu": nn.GELU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "linear": nn.Identity,
+        "none": nn.Identity,
+    }
+    if key not in factories:
+        raise ValueError(f"unknown activation {name!r}; valid activations: {', '.join(ACTIVATIONS)}")
+    return factories[key]()
+
+
+def make_norm(norm: str, channels: int, ndim: int) -> nn.Module:
+    """Create a normalisation layer by name.
+
+    Parameters
+    ----------
+    norm
+        ``instance`` (no affine parameters, no running statistics, as in the CycleGAN code), ``batch`` or
+        ``none``.
+    channels
+        Feature channels.
+    ndim
+        2 or 3.
+
+    Returns
+    -------
+    torch.nn.Module
+        The layer (``nn.Identity`` for ``none``).
+    """
+    if norm == "instance":
+        return layer_class("instance_norm", ndim)(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return layer_class("batch_norm", ndim)(channels)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
+
+
+def chain_receptive_radius(ops: list[tuple[Any, ...]], period: int) -> int:
+    """Receptive radius of a chain of strided layers, by exact interval propagation.
+
+    Parameters
+    ----------
+    ops
+        Layers from input to output: ``("conv", kernel, stride, padding)``,
+        ``("tconv", kernel, stride, padding)`` (transposed conv) or ``("up", factor)`` (nearest upsampling).
+    period
+        The product of the strides: output positions repeat their dependency pattern with this period.
+
+    Returns
+    -------
+    int
+        The largest distance, over all output positions, between an output pixel and an input pixel it
+        depends on (the output grid and the input grid coincide, as for image-to-image networks).
+    """
+    worst = 0
+    for p in range(max(1, period)):
+        lo, hi = p, p
+        for op in reversed(ops):
+            if op[0] == "conv":
+                _, k, s, pad = op
+                lo, hi = lo * s - pad, hi * s - pad + k - 1
+            elif op[0] == "tconv":
+                _, k, s, pad = op
+                lo, hi = -((-(lo + pad - k + 1)) // s), (hi + pad) // s
+            elif op[0] == "up":
+                lo, hi = lo // op[1], hi // op[1]
+            else:
+                raise ValueError(f"unknown op {op[0]!r}")
+        worst = max(worst, p - lo, hi - p)
+    return worst
+
+
+def _unet_receptive_radius(depth: int, kernel_size: int, convs_per_level: int) -> int:
+    """Exact receptive radius of the CSBDeep U-Net (worst case over output positions)."""
+    reach = convs_per_level * (kernel_size // 2)
+
+    def skip_needs(level: int, lo: int, hi: int) -> tuple[int, int]:
+        # Input interval that the (pre-pool) features of ``level`` at [lo, hi] depend on; level == depth is
+        # the middle block, which has the same structure (convs after a pool).
+        lo, hi = lo - reach, hi + reach
+        if level == 0:
+            return lo, hi
+        return skip_needs(level - 1, 2 * lo, 2 * hi + 1)
+
+    def up_needs(level: int, lo: int, hi: int) -> tuple[int, int]:
+        lo, hi = lo - reach, hi + reach
+        a = skip_needs(level, lo, hi)
+        below = (lo // 2, hi // 2)
+        b = up_needs(level + 1, *below) if level + 1 < depth else skip_needs(depth, *below)
+        return min(a[0], b[0]), max(a[1], b[1])
+
+    worst = 0
+    for p in range(2**depth):
+        lo, hi = up_needs(0, p, p)
+        worst = max(worst, p - lo, hi - p)
+    return worst
+
+
+def check_spatial_multiple(x: torch.Tensor, ndim: int, multiple: int, name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``(B, C, *spatial)`` with spatial sizes divisible by ``multiple``."""
+    if x.dim() != ndim + 2:
+        raise ValueError(f"{name} expects a (B, C, {'Z, ' if ndim == 3 else ''}Y, X) tensor, got {tuple(x.shape)}")
+    bad = [n for n in x.shape[2:] if n % multiple]
+    if bad:
+        raise ValueError(
+            f"{name} needs spatial sizes divisible by {multiple}, got {tuple(x.shape[2:])}; pad the input "
+            "(tiled inference does this)"
+        )
+
+
+class UNet(nn.Module):
+    """CARE's U-Net, layer-compatible with CSBDeep's ``common_unet``.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channels of the input and the output.
+    ndim
+        2 (``(B, C, Y, X)``) or 3 (``(B, C, Z, Y, X)``; isotropic 2x2x2 pooling as in CSBDeep).
+    depth
+        Number of pooling levels (CSBDeep ``n_depth``), at least 1.
+    base_filters
+        Filters of the first level (CSBDeep ``n_filter_base``); level ``n`` has ``base_filters * 2**n``.
+    kernel_size
+        Odd conv kernel size.
+    convs_per_level
+        Convs per level (CSBDeep ``n_conv_per_depth``), at least 1.
+    batch_norm
+        Batch normalisation between each conv and its ReLU.
+    residual
+        Add the input to the output (CARE's default); needs ``in_channels == out_channels``.
+    final_activation
+        Activation after the residual sum (``None``: linear, CARE's default; see :func:`make_activation`).
+    upsampling
+        ``nearest`` (CSBDeep's ``UpSampling``) or ``transpose`` (a learned 2x transposed conv per level).
+    fnsm
+        ``None``, or keyword arguments of :class:`microrestore.nn.fnsm.FNSM`: the input then goes through
+        :class:`~microrestore.nn.fnsm.FNSMInput` (``base_filters`` features, convs of ``kernel_size``) before the
+        first conv. The FNSM's FFT spans the whole input, so the network is no longer local (``is_local`` is
+        False).
+
+    Attributes
+    ----------
+    size_multiple : int
+        ``2**depth``: spatial sizes of the input must be multiples of it.
+    receptive_radius : int
+        Pixels of context on each side that can influence an output pixel (exact, worst case over positions;
+        the conv part only when ``fnsm`` is set).
+    is_local : bool
+        True when an output pixel depends only on inputs within ``receptive_radius`` (eval mode).
+    spec : dict
+        The constructor arguments with ``name: "unet"``; ``build_network(spec)`` rebuilds the network.
+    """
+
+    spec_name = "unet"
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        ndim: int = 2,
+        depth: int = 2,
+        base_filters: int = 32,
+        kernel_size: int = 3,
+        convs_per_level: int = 2,
+        batch_norm: bool = False,
+        residual: bool = True,
+        final_activation: str | None = None,
+        upsampling: str = "nearest",
+        fnsm: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.spec: dict[str, Any] = {
+            "name": self.spec_name,
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "ndim": ndim,
+            "depth": depth,
+            "base_filters": base_filters,
+            "kernel_size": kernel_size,
+            "convs_per_level": convs_per_level,
+            "batch_norm": batch_norm,
+            "residual": residual,
+            "final_activation": final_activation,
+            "upsampling": upsampling,
+            "fnsm": dict(fnsm) if fnsm is not None else None,
+        }
+        check_ndim(ndim)
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        if convs_per_level < 1:
+            raise ValueError(f"convs_per_level must be at least 1, got {convs_per_level}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if min(in_channels, out_channels, base_filters) < 1:
+            raise ValueError("in_channels, out_channels and base_filters must be positive")
+        if residual and in_channels != out_channels:
+            raise ValueError(
+                f"a residual U-Net needs in_channels == out_channels, got {in_channels} and {out_channels}; "
+                "set residual=False"
+            )
+        if upsampling not in ("nearest", "transpose"):
+            raise ValueError(f"upsampling must be 'nearest' or 'transpose', got {upsampling!r}")
+        make_activation(final_activation)  # validate early
+
+        self.ndim = ndim
+        self.depth = depth
+        self.residual = residual
+        self.size_multiple = 2**depth
+        self.receptive_radius = _unet_receptive_radius(depth, kernel_size, convs_per_level)
+        self.is_local = fnsm is None
+
+        conv = layer_class("conv", ndim)
+
+        def block(c_in: int, widths: list[int]) -> nn.Sequential:
+            layers: list[nn.Module] = []
+            for width in widths:
+                layers.append(conv(c_in, width, kernel_size, padding=kernel_size // 2))
+                if batch_norm:
+                    layers.append(layer_class("batch_norm", ndim)(width))
+                layers.append(nn.ReLU())
+                c_in = width
+            return nn.Sequential(*layers)
+
+        if fnsm is not None:
+            from microrestore.nn.fnsm import FNSMInput
+
+            self.input_block: nn.Module = FNSMInput(in_channels, base_filters, ndim, fnsm, kernel_size)
+            self.receptive_radius += kernel_size // 2  # the fusion's convs
+            channels = base_filters
+        else:
+            self.input_block = nn.Identity()
+            channels = in_channels
+
+        def width(level: int) -> int:
+            return base_filters * 2**level
+
+        self.down = nn.ModuleList()
+        for n in range(depth):
+            self.down.append(block(channels, [width(n)] * convs_per_level))
+            channels = width(n)
+        self.pool = layer_class("max_pool", ndim)(2)
+        self.middle = block(channels, [width(depth)] * (convs_per_level - 1) + [width(max(0, depth - 1))])
+        channels = width(max(0, depth - 1))
+
+        self.upsample = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for n in reversed(range(depth)):
+            if upsampling == "nearest":
+                self.upsample.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            else:
+                self.upsample.append(layer_class("conv_transpose", ndim)(channels, channels, 2, stride=2))
+            self.up.append(block(channels + width(n), [width(n)] * (convs_per_level - 1) + [width(max(0, n - 1))]))
+            channels = width(max(0, n - 1))
+        self.final = conv(channels, out_channels, 1)
+        self.final_activation = make_activation(final_activation)
+
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(B, in_channels, *spatial)`` to ``(B, out_channels, *spatial)``.
+
+        Spatial sizes must be multiples of :attr:`size_multiple`.
+        """
+        check_spatial_multiple(x, self.ndim, self.size_multiple, "UNet")
+        h = self.input_block(x)
+        skips = []
+        for block in self.down:
+            h = block(h)
+            skips.append(h)
+            h = self.pool(h)
+        h = self.middle(h)
+        for upsample, block, skip in zip(self.upsample, self.up, reversed(skips), strict=True):
+            h = block(torch.cat([upsample(h), skip], dim=1))
+        h = self.final(h)
+        if self.residual:
+            h = h + x
+        return self.final_activation(h)
