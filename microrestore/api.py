@@ -146,7 +146,7 @@ def restore(
             axes = "YX"
         from microrestore.io.axes import normalize_axes
 
-        image = ImageData(array, normalize_axes(axes, array.ndim))
+        image = ImageData(array, normalize_axes(axes, array.shape))
     check_image(image)
     options = options or PredictOptions()
     options.params = {**options.params, **params}
