@@ -94,15 +94,12 @@ def check_image(image: Any) -> None:
 
 def output_dtype(image_dtype: np.dtype[Any], requested: str | None) -> np.dtype[Any]:
     """The dtype to write: the input's by default (``same``), else the requested one."""
-    if requested in (None, "", "same"):
+    from microrestore.io import parse_dtype
+
+    dtype = parse_dtype(requested if requested else None)
+    if dtype is None:
         dtype = np.dtype(image_dtype)
         return np.dtype(np.float32) if dtype == np.float16 or dtype == bool else dtype
-    try:
-        dtype = np.dtype(requested)
-    except TypeError:
-        raise InputError(f"--dtype {requested!r} is not a dtype (try same, uint8, uint16, float32)") from None
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
-        raise InputError(f"--dtype {requested!r}: choose an integer or floating-point type")
     return dtype
 
 
@@ -178,14 +175,13 @@ def restore_files(
     an interrupted run never leaves a partial file. Outputs keep the input's dtype, axes and pixel sizes
     unless ``dtype`` says otherwise; values that do not fit the dtype are reported through ``warn``.
     """
-    from microrestore.io import expand_inputs, plan_outputs, read_image
+    from microrestore.io import expand_inputs, inputs_are_many, plan_outputs, read_image
 
     options = options or PredictOptions()
     found = get_method(method, task)
     items = [str(i) for i in inputs]
     paths = expand_inputs(items)
-    many = len(paths) > 1 or any(Path(i).is_dir() or any(c in i for c in "*?[") for i in items)
-    outputs = plan_outputs(paths, Path(output), many=many)
+    outputs = plan_outputs(paths, Path(output), many=inputs_are_many(items))
     predictor = load_predictor(found, model, options)
     results = []
     for index, (src, dst) in enumerate(zip(paths, outputs)):

@@ -1,0 +1,48 @@
+"""Image input and output: TIFF (ImageJ, OME, BigTIFF), MRC and plugin formats, axes, atomic writes.
+
+Nothing here imports torch; mrcfile and the plugin registry are imported only when a file needs them.
+"""
+
+from __future__ import annotations
+
+from microrestore.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from microrestore.io.axes import (
+    AXES_LETTERS,
+    CANONICAL_AXES,
+    default_axes,
+    fits_imagej_order,
+    normalize_axes,
+    squeeze_axes,
+    transpose_from,
+    transpose_to,
+)
+from microrestore.io.dtypes import dtype_range, out_of_range_message, parse_dtype, to_dtype
+from microrestore.io.images import ImageData, check_finite, output_memmap, read_image, write_image
+from microrestore.io.inputs import IMAGE_SUFFIXES, expand_inputs, inputs_are_many, plan_outputs
+
+__all__ = [
+    "AXES_LETTERS",
+    "CANONICAL_AXES",
+    "IMAGE_SUFFIXES",
+    "ImageData",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_finite",
+    "default_axes",
+    "dtype_range",
+    "expand_inputs",
+    "fits_imagej_order",
+    "inputs_are_many",
+    "normalize_axes",
+    "out_of_range_message",
+    "output_memmap",
+    "parse_dtype",
+    "plan_outputs",
+    "read_image",
+    "squeeze_axes",
+    "to_dtype",
+    "transpose_from",
+    "transpose_to",
+    "write_image",
+]

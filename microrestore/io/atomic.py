@@ -1,0 +1,164 @@
+"""Write files under a temporary name in the destination folder, then rename them into place.
+
+A reader never sees a partial file: the data go to ``.<name>.tmp-<random>`` next to the destination and
+:func:`os.replace` (atomic on POSIX and Windows within one file system) moves it into place only when the
+writer finished without raising. On any exception, ``KeyboardInterrupt`` included, the temporary file is
+removed and the destination is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from microrestore.errors import InputError
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "temp_name"]
+
+TMP_MARKER = ".tmp-"
+
+
+def temp_name(path: Path) -> Path:
+    """Return a fresh temporary sibling of ``path``: ``<dir>/.<name>.tmp-<random>``.
+
+    Parameters
+    ----------
+    path
+        The destination file.
+
+    Returns
+    -------
+    Path
+        A name in the same folder that does not exist yet (hidden on POSIX, ignored by folder listings).
+    """
+    while True:
+        candidate = path.parent / f".{path.name}{TMP_MARKER}{secrets.token_hex(4)}"
+        if not os.path.lexists(candidate):
+            return candidate
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":  # directories cannot be opened for fsync on Windows
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, keep_name: bool = False, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it to ``path`` when the block exits without error.
+
+    Parameters
+    ----------
+    path
+        The destination file; its folder must exist. An existing file is replaced.
+    keep_name
+        Yield ``<dir>/.<name>.tmp-<random>/<name>`` (a file with the destination's own name inside a
+        temporary folder) for writers that choose the format from the file name.
+    fsync
+        Flush the written file (and the folder entry) to disk before and after the rename: use it for
+        files that must survive a power cut, such as checkpoints.
+
+    Yields
+    ------
+    Path
+        Where to write. Nothing exists there yet.
+
+    Raises
+    ------
+    InputError
+        When the destination's folder does not exist or ``path`` is a folder.
+    FileNotFoundError
+        When the block exits normally but wrote nothing at the temporary path.
+    """
+    dest = Path(path)
+    folder = dest.parent
+    if not folder.is_dir():
+        raise InputError("cannot write: the folder does not exist", folder)
+    if dest.is_dir():
+        raise InputError("cannot write: a folder has this name", dest)
+    tmp = temp_name(dest)
+    target = tmp
+    if keep_name:
+        tmp.mkdir()
+        target = tmp / dest.name
+    try:
+        yield target
+        if not target.exists():
+            raise FileNotFoundError(f"nothing was written to the temporary file {target}")
+        if fsync:
+            _fsync_file(target)
+        os.replace(target, dest)
+        if fsync:
+            _fsync_dir(folder)
+    finally:
+        _remove(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path
+        Destination file; its folder must exist.
+    data
+        The file's complete content.
+    fsync
+        Flush to disk before the rename (default), so that the file is complete after a power cut.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    dest = Path(path)
+    with atomic_path(dest, fsync=fsync) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+    return dest
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", fsync: bool = True) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`).
+
+    Parameters
+    ----------
+    path
+        Destination file; its folder must exist.
+    text
+        The file's complete content.
+    encoding
+        Text encoding.
+    fsync
+        Flush to disk before the rename.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    return atomic_write_bytes(path, text.encode(encoding), fsync=fsync)
