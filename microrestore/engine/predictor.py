@@ -129,6 +129,9 @@ class NetworkPredictor:
 
         self.device = resolve_device(options.device)
         self.network = network.to(self.device).eval()
+        # channels_last lets oneDNN/cuDNN pick their fast 2D convolution kernels (about 2x on CPU).
+        self.memory_format = torch.channels_last if ndim == 2 else torch.contiguous_format
+        self.network = self.network.to(memory_format=self.memory_format)
         self.normalizer = normalizer_from_dict(normalization)
         self.options = options
         self.ndim = ndim
@@ -142,7 +145,7 @@ class NetworkPredictor:
 
     def forward(self, batch: Any) -> Any:
         """Run the network on a batch of normalised tiles."""
-        return self.network(batch)
+        return self.network(batch.contiguous(memory_format=self.memory_format))
 
     def predict(self, image: Any, out: Any = None) -> np.ndarray:
         """Restore ``image`` (an ImageData) into ``out`` or a new float32 array."""

@@ -10,7 +10,7 @@ from microrestore.plugins.manager import PluginHost
 
 BUILTIN = {"care", "nl-means", "richardson-lucy"}
 
-GOOD = '''
+GOOD = """
 from microrestore import hookimpl
 from microrestore.plugins import Method
 
@@ -18,34 +18,34 @@ from microrestore.plugins import Method
 def register_methods(register):
     register(Method(name="good-method", task="deblur", summary="a good one", load=lambda m, o: None,
                     needs_model=False))
-'''
+"""
 
-MISSPELLED = '''
+MISSPELLED = """
 from microrestore import hookimpl
 
 @hookimpl
 def register_method(register):  # not a hook: check_pending must catch it
     pass
-'''
+"""
 
 RAISES_ON_IMPORT = "raise ImportError('needs a library that is not installed')\n"
 
-RAISES_IN_HOOK = '''
+RAISES_IN_HOOK = """
 from microrestore import hookimpl
 
 @hookimpl
 def register_methods(register):
     raise RuntimeError("boom")
-'''
+"""
 
-CLASH = '''
+CLASH = """
 from microrestore import hookimpl
 from microrestore.plugins import Method
 
 @hookimpl
 def register_methods(register):
     register(Method(name="care", task="denoise", summary="x", load=lambda m, o: None))
-'''
+"""
 
 
 def test_builtin_methods_come_from_entry_points():

@@ -1,0 +1,390 @@
+"""Intensity normalisers: percentile (CSBDeep), fixed factor (c²GAN) and mean/std.
+
+Every normaliser is affine. ``fit(array)`` estimates its parameters, a :class:`NormParams` holding ``shift``
+and ``divisor`` (one value, or one per channel), and ``apply(array, params)`` returns
+``(array - shift) / divisor`` as float32; ``invert`` maps network outputs back to the input's units.
+
+A normaliser is a frozen pydantic model; ``to_dict()`` and :func:`normalizer_from_dict` round-trip it through
+the model folder's ``config.yaml``. ``per_image=True`` means the parameters are fitted on every image (at
+training and at inference); ``per_image=False`` means they are fitted once on the training data and the method
+stores the resulting :class:`NormParams` (``params.to_dict()``) beside the normaliser.
+
+Arrays with a channel axis are channel-first (``C, *spatial``); ``per_channel=True`` fits one set of
+parameters per channel along axis 0. Large arrays (memory maps included) are fitted on a strided subsample
+that skips whole planes and rows first, so the file is never read whole.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from microrestore.errors import InputError
+
+#: Default number of values a fit looks at; larger arrays are subsampled.
+MAX_FIT_SAMPLES = 1 << 22
+
+
+class NormParams(BaseModel):
+    """Fitted parameters of an affine normalisation: ``y = (x - shift) / divisor``.
+
+    Attributes
+    ----------
+    shift
+        One value, or one per channel.
+    divisor
+        One positive value, or one per channel.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shift: tuple[float, ...]
+    divisor: tuple[float, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> NormParams:
+        if len(self.shift) != len(self.divisor) or not self.shift:
+            raise ValueError("shift and divisor need the same, non-zero length")
+        if not all(math.isfinite(v) for v in (*self.shift, *self.divisor)):
+            raise ValueError("shift and divisor must be finite")
+        if not all(v > 0 for v in self.divisor):
+            raise ValueError("divisor must be positive")
+        return self
+
+    @property
+    def per_channel(self) -> bool:
+        """Whether the parameters differ per channel (more than one value)."""
+        return len(self.shift) > 1
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """Return a JSON/YAML-serialisable dict."""
+        return {"shift": list(self.shift), "divisor": list(self.divisor)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NormParams:
+        """Build from :meth:`to_dict`'s output; invalid content raises :class:`InputError`."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InputError(f"invalid normalisation parameters: {_one_line(exc)}") from None
+
+    def _arrays(self, ndim: int) -> tuple[np.ndarray | np.float32, np.ndarray | np.float32]:
+        if not self.per_channel:
+            return np.float32(self.shift[0]), np.float32(self.divisor[0])
+        shape = (len(self.shift),) + (1,) * (ndim - 1)
+        return (
+            np.asarray(self.shift, dtype=np.float32).reshape(shape),
+            np.asarray(self.divisor, dtype=np.float32).reshape(shape),
+        )
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
+    return "; ".join(parts)
+
+
+def subsample(array: np.ndarray, max_samples: int = MAX_FIT_SAMPLES, keep_axes: Sequence[int] = ()) -> np.ndarray:
+    """Return a strided subsample of ``array`` with at most about ``max_samples`` values, read into memory.
+
+    Leading (slowest-varying) axes are strided first, because skipping whole planes and rows of a memory map
+    skips whole pages of the file; every strided axis keeps at least 16 positions where it has them.
+
+    Parameters
+    ----------
+    array
+        Any array, a :class:`numpy.memmap` included.
+    max_samples
+        Target number of values.
+    keep_axes
+        Axes that are never strided (e.g. the channel axis).
+
+    Returns
+    -------
+    numpy.ndarray
+        The subsample (the whole array when it is small enough).
+    """
+    if array.size <= max_samples:
+        return np.asarray(array)
+    factor = array.size / max_samples
+    keep = {ax % array.ndim for ax in keep_axes}
+    slices: list[slice] = [slice(None)] * array.ndim
+    for axis in range(array.ndim):
+        if factor <= 1.0:
+            break
+        if axis in keep:
+            continue
+        length = array.shape[axis]
+        step = min(math.ceil(factor), max(1, length // 16))
+        if step > 1:
+            slices[axis] = slice(step // 2, None, step)
+            factor /= step
+    if factor > 1.0:
+        # Every axis is short: stride the flattened last axis harder as a last resort.
+        last = array.ndim - 1
+        current = slices[last].step or 1
+        step = min(array.shape[last], current * math.ceil(factor))
+        slices[last] = slice(step // 2, None, step)
+    return np.asarray(array[tuple(slices)])
+
+
+def _fit_values(arrays: np.ndarray | Sequence[np.ndarray], per_channel: bool, max_samples: int) -> list[np.ndarray]:
+    """Return the values to fit on: one float64 vector, or one per channel."""
+    items = [arrays] if isinstance(arrays, np.ndarray) else list(arrays)
+    if not items:
+        raise InputError("cannot fit a normaliser on an empty list of images")
+    budget = max(1024, max_samples // len(items))
+    if per_channel:
+        channels = {int(a.shape[0]) for a in items}
+        if len(channels) != 1 or any(a.ndim < 2 for a in items):
+            raise InputError(
+                "per-channel normalisation needs channel-first arrays (C, *spatial) with the same number of "
+                f"channels; got shapes {[tuple(a.shape) for a in items]}"
+            )
+        n_channels = channels.pop()
+        parts: list[list[np.ndarray]] = [[] for _ in range(n_channels)]
+        for a in items:
+            sample = subsample(a, budget, keep_axes=(0,))
+            for c in range(n_channels):
+                parts[c].append(np.asarray(sample[c], dtype=np.float64).ravel())
+        values = [np.concatenate(p) for p in parts]
+    else:
+        values = [np.concatenate([np.asarray(subsample(a, budget), dtype=np.float64).ravel() for a in items])]
+    for v in values:
+        if v.size == 0:
+            raise InputError("cannot fit a normaliser on an empty image")
+        if not np.isfinite(v).all():
+            raise InputError("image contains NaN or infinite values; cannot normalise it")
+    return values
+
+
+def _safe_divisor(width: float) -> float:
+    # A constant image maps to zero rather than to inf/NaN.
+    return width if math.isfinite(width) and width > 0 else 1.0
+
+
+class _AffineNormalizer(BaseModel):
+    """Shared apply/invert of the affine normalisers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> NormParams:
+        """Estimate the parameters on an image (or pooled over a list of images).
+
+        Parameters
+        ----------
+        array
+            One array or a sequence of arrays (memory maps are subsampled, not read whole).
+        max_samples
+            Number of values looked at, in total.
+
+        Returns
+        -------
+        NormParams
+            The fitted parameters.
+        """
+        raise NotImplementedError
+
+    def apply(self, array: np.ndarray, params: NormParams | None = None) -> np.ndarray:
+        """Normalise ``array``: ``(array - shift) / divisor`` as float32.
+
+        Parameters
+        ----------
+        array
+            Image in input units (channel-first when the parameters are per channel).
+        params
+            Fitted parameters; ``None`` fits them on ``array`` first.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 array of the same shape.
+        """
+        if params is None:
+            params = self.fit(array)
+        shift, divisor = params._arrays(np.ndim(array))
+        out = np.asarray(array, dtype=np.float32) - shift
+        out /= divisor
+        return out
+
+    def invert(self, array: np.ndarray, params: NormParams) -> np.ndarray:
+        """Map a normalised array back to input units: ``array * divisor + shift`` as float32.
+
+        Parameters
+        ----------
+        array
+            Normalised values (e.g. a network's output).
+        params
+            The parameters used to normalise.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 array in the input's units.
+        """
+        shift, divisor = params._arrays(np.ndim(array))
+        out = np.asarray(array, dtype=np.float32) * divisor
+        out += shift
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a YAML/JSON-serialisable dict that :func:`normalizer_from_dict` turns back into ``self``."""
+        return self.model_dump(mode="json")
+
+
+class PercentileNormalizer(_AffineNormalizer):
+    """CSBDeep-style percentile normalisation: ``(x - p_low) / (p_high - p_low)``.
+
+    Attributes
+    ----------
+    low, high
+        Percentiles (0 to 100) mapped to 0 and 1.
+    per_image
+        Fit on every image (``True``) or once on the training data (``False``).
+    per_channel
+        One pair of percentiles per channel of a channel-first array.
+    """
+
+    kind: Literal["percentile"] = "percentile"
+    low: float = Field(1.0, ge=0.0, le=100.0)
+    high: float = Field(99.8, ge=0.0, le=100.0)
+    per_image: bool = True
+    per_channel: bool = False
+
+    @model_validator(mode="after")
+    def _check_order(self) -> PercentileNormalizer:
+        if not self.low < self.high:
+            raise ValueError(f"low percentile ({self.low}) must be below high ({self.high})")
+        return self
+
+    def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> NormParams:
+        """Estimate the two percentiles (see :meth:`_AffineNormalizer.fit`)."""
+        shifts, divisors = [], []
+        for values in _fit_values(array, self.per_channel, max_samples):
+            lo, hi = np.percentile(values, [self.low, self.high])
+            shifts.append(float(lo))
+            divisors.append(_safe_divisor(float(hi) - float(lo)))
+        return NormParams(shift=tuple(shifts), divisor=tuple(divisors))
+
+
+class MeanStdNormalizer(_AffineNormalizer):
+    """Standardisation: ``(x - mean) / std``.
+
+    Attributes
+    ----------
+    per_image
+        Fit on every image (``True``) or once on the training data (``False``).
+    per_channel
+        One mean and standard deviation per channel of a channel-first array.
+    """
+
+    kind: Literal["meanstd"] = "meanstd"
+    per_image: bool = True
+    per_channel: bool = False
+
+    def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> NormParams:
+        """Estimate mean and standard deviation (see :meth:`_AffineNormalizer.fit`)."""
+        values = _fit_values(array, self.per_channel, max_samples)
+        return NormParams(
+            shift=tuple(float(v.mean()) for v in values),
+            divisor=tuple(_safe_divisor(float(v.std())) for v in values),
+        )
+
+
+class FixedNormalizer(_AffineNormalizer):
+    """A fixed affine map ``y = x * scale + offset``, the same for every image (c²GAN, UTOM).
+
+    No per-image min-max: intensities keep their meaning across images. ``FixedNormalizer.from_range(0,
+    65535)`` maps the 16-bit range onto [-1, 1].
+
+    Attributes
+    ----------
+    scale
+        Multiplicative factor (non-zero).
+    offset
+        Added after scaling.
+    """
+
+    kind: Literal["fixed"] = "fixed"
+    scale: float
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> FixedNormalizer:
+        if not (math.isfinite(self.scale) and math.isfinite(self.offset)) or self.scale <= 0:
+            raise ValueError("scale must be positive and finite, offset finite")
+        return self
+
+    @property
+    def per_image(self) -> bool:
+        """Always ``False``: the parameters do not depend on the data."""
+        return False
+
+    @classmethod
+    def from_range(
+        cls, in_low: float = 0.0, in_high: float = 65535.0, out_low: float = -1.0, out_high: float = 1.0
+    ) -> FixedNormalizer:
+        """Return the map of ``[in_low, in_high]`` onto ``[out_low, out_high]``."""
+        if not in_high > in_low or not out_high > out_low:
+            raise InputError(f"empty range [{in_low}, {in_high}] -> [{out_low}, {out_high}]")
+        scale = (out_high - out_low) / (in_high - in_low)
+        return cls(scale=scale, offset=out_low - in_low * scale)
+
+    @property
+    def params(self) -> NormParams:
+        """The parameters as :class:`NormParams` (``shift = -offset / scale``, ``divisor = 1 / scale``)."""
+        return NormParams(shift=(-self.offset / self.scale,), divisor=(1.0 / self.scale,))
+
+    def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> NormParams:
+        """Return :attr:`params`; the data are not looked at."""
+        return self.params
+
+    def apply(self, array: np.ndarray, params: NormParams | None = None) -> np.ndarray:
+        """Return ``array * scale + offset`` as float32 (``params`` is ignored)."""
+        out = np.asarray(array, dtype=np.float32) * np.float32(self.scale)
+        out += np.float32(self.offset)
+        return out
+
+    def invert(self, array: np.ndarray, params: NormParams | None = None) -> np.ndarray:
+        """Return ``(array - offset) / scale`` as float32 (``params`` is ignored)."""
+        out = np.asarray(array, dtype=np.float32) - np.float32(self.offset)
+        out /= np.float32(self.scale)
+        return out
+
+
+Normalizer = PercentileNormalizer | FixedNormalizer | MeanStdNormalizer
+#: Discriminated union for pydantic configuration schemas (``normalization: NormalizerSpec``).
+NormalizerSpec = Annotated[Normalizer, Field(discriminator="kind")]
+_ADAPTER: TypeAdapter[Normalizer] = TypeAdapter(NormalizerSpec)
+
+
+def normalizer_from_dict(data: dict[str, Any]) -> Normalizer:
+    """Rebuild a normaliser from its :meth:`to_dict` form.
+
+    Parameters
+    ----------
+    data
+        A dict with ``kind`` (``percentile``, ``fixed`` or ``meanstd``) and the normaliser's fields.
+
+    Returns
+    -------
+    PercentileNormalizer or FixedNormalizer or MeanStdNormalizer
+        The normaliser.
+
+    Raises
+    ------
+    InputError
+        Unknown kind, unknown or invalid fields.
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"normalisation must be a mapping with a 'kind', got {type(data).__name__}")
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise InputError(f"invalid normalisation {data.get('kind', '?')!r}: {_one_line(exc)}") from None

@@ -1,0 +1,732 @@
+"""The training loop shared by every method: one network or several (GANs), with exact resume.
+
+A method implements :class:`TrainingTask` and hands the :class:`Trainer` a ``sample_batch(rng, batch_size)``
+function. What makes resuming exact, with no data-loader or scheduler state to save:
+
+- the batch of step ``s`` is ``sample_batch(step_rng(seed, s), batch_size)``;
+- the task gets its own per-step generator ``ctx.rng = step_rng(seed, s, stream=1)`` (image pools, random
+  swaps);
+- learning rates are set before every step from ``task.lr_factor(s, total)``, a pure function of the step;
+- checkpoints hold networks, optimisers, gradient scalers, torch's random state and the task's extra tensors.
+
+Step numbering: ``training_step`` receives the 0-based index ``s`` of the step it runs; checkpoints, rows of
+``metrics.csv`` and the display count completed steps (``s + 1``).
+
+The loop syncs with the device only when it logs: losses returned as tensors are summed on the device and
+turned into numbers every ``log_every`` steps (and at checkpoints and validations). On GPUs, batches are
+sampled ahead in a background thread and copied from pinned memory without blocking.
+
+Ctrl-C (or SIGTERM) during training finishes the current step, writes a checkpoint and then raises
+:class:`KeyboardInterrupt` (``SystemExit`` for SIGTERM); a second Ctrl-C stops at once, keeping the previous
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import queue
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from microrestore.engine.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
+from microrestore.engine.device import autocast_context, make_grad_scaler, resolve_device, resolve_precision
+from microrestore.engine.progress import TrainingDisplay
+from microrestore.engine.seeding import deterministic_algorithms, step_rng
+from microrestore.errors import InputError, MicrorestoreError
+from microrestore.io.atomic import atomic_write_text
+
+CHECKPOINT_DIR = "checkpoints"
+METRICS_FILE = "metrics.csv"
+_TASK_PREFIX = "task/"
+
+
+@dataclass
+class StepContext:
+    """What a training step gets besides its batch.
+
+    Attributes
+    ----------
+    device
+        The training device.
+    precision
+        ``fp32``, ``bf16`` or ``fp16`` (resolved).
+    step
+        0-based index of this step.
+    total
+        Total number of steps of the run.
+    rng
+        This step's generator (``step_rng(seed, step, stream=1)``).
+    optimizers
+        The task's optimisers by name.
+    scalers
+        Gradient scalers by optimiser name (fp16 only; empty otherwise).
+    """
+
+    device: torch.device
+    precision: str
+    step: int
+    total: int
+    rng: np.random.Generator
+    optimizers: Mapping[str, torch.optim.Optimizer]
+    scalers: Mapping[str, torch.amp.GradScaler] = field(default_factory=dict)
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """Return the autocast context of the run's precision (a no-op in fp32)."""
+        return autocast_context(self.device, self.precision)
+
+    def _optimizer(self, name: str) -> torch.optim.Optimizer:
+        try:
+            return self.optimizers[name]
+        except KeyError:
+            raise MicrorestoreError(f"no optimizer {name!r}; the task has {sorted(self.optimizers)}") from None
+
+    def zero_grad(self, optimizer_name: str) -> None:
+        """Clear the gradients of one optimiser's parameters (set them to ``None``)."""
+        self._optimizer(optimizer_name).zero_grad(set_to_none=True)
+
+    def backward(self, loss: torch.Tensor, optimizer_name: str) -> None:
+        """Back-propagate ``loss``, scaled by the optimiser's gradient scaler when training in fp16."""
+        self._optimizer(optimizer_name)
+        scaler = self.scalers.get(optimizer_name)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def optimizer_step(self, optimizer_name: str) -> None:
+        """Step one optimiser (through its gradient scaler when training in fp16)."""
+        optimizer = self._optimizer(optimizer_name)
+        scaler = self.scalers.get(optimizer_name)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+
+    def minimize(self, loss: torch.Tensor, optimizer_name: str) -> None:
+        """``zero_grad``, ``backward`` and ``optimizer_step`` for one optimiser."""
+        self.zero_grad(optimizer_name)
+        self.backward(loss, optimizer_name)
+        self.optimizer_step(optimizer_name)
+
+
+@runtime_checkable
+class TrainingTask(Protocol):
+    """What a method implements to be trained by :class:`Trainer`.
+
+    Optional methods, used when present:
+
+    ``validation_step(batch) -> dict[str, float | Tensor]``
+        Metrics on the fixed validation batch (networks in eval mode, no gradients, under autocast).
+    ``state_tensors() -> dict[str, Tensor]`` and ``load_state_tensors(tensors: dict[str, Tensor]) -> None``
+        Extra state kept in checkpoints (image pools, plateau state); the tensors handed back are on the
+        training device.
+
+    Attributes
+    ----------
+    networks
+        The networks by name; the trainer moves them to the device before ``configure_optimizers``.
+    """
+
+    networks: dict[str, torch.nn.Module]
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Create the optimisers (after the networks are on the training device)."""
+        ...
+
+    def lr_factor(self, step: int, total: int) -> dict[str, float] | float:
+        """Learning-rate factor for step ``step`` of ``total``: one for all optimisers, or one per name.
+
+        A pure function of the step (e.g. constant, then linear decay to zero), so resuming needs no
+        scheduler state. Optimisers missing from a dict keep factor 1.
+        """
+        ...
+
+    def training_step(self, batch: Any, step: int, ctx: StepContext) -> Mapping[str, torch.Tensor | float]:
+        """Run one step: zero gradients, forward, backward and step the optimisers itself.
+
+        Returns the losses to log; return detached tensors rather than floats so that the loop does not wait
+        for the device at every step.
+        """
+        ...
+
+
+@dataclass
+class TrainerConfig:
+    """Settings of the training loop.
+
+    Attributes
+    ----------
+    steps
+        Total number of steps.
+    batch_size
+        Batch size handed to ``sample_batch``.
+    seed
+        Seed of every per-step generator.
+    device
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    precision
+        ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+    checkpoint_every
+        Write a checkpoint every this many steps (and always at the end).
+    val_every
+        Run ``validation_step`` every this many steps and at the end (0: only at the end; needs a validation
+        batch).
+    log_every
+        Average the losses over this many steps into one row of ``metrics.csv`` and the display.
+    keep_checkpoints_every
+        Also keep ``checkpoint-<step>`` files at multiples of this (``None``: only the last).
+    deterministic
+        Ask torch for deterministic kernels (needed for bitwise-exact resume on GPUs).
+    prefetch
+        Sample the next batches in a background thread while the current step runs; ``None``: on for GPU
+        devices, off on the CPU (where torch already keeps every core busy and the thread only adds
+        hand-over cost). ``sample_batch`` must then draw only from the generator it is given (never from
+        torch's global one, which the training thread uses).
+    stop_on_nan
+        Stop with an error when a logged loss is NaN or infinite.
+    """
+
+    steps: int
+    batch_size: int
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    checkpoint_every: int = 1000
+    val_every: int = 1000
+    log_every: int = 50
+    keep_checkpoints_every: int | None = None
+    deterministic: bool = True
+    prefetch: bool | None = None
+    stop_on_nan: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.val_every, int) or self.val_every < 0:
+            raise InputError(f"val_every must be zero or a positive integer, got {self.val_every!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# metrics.csv
+
+
+class _MetricsLog:
+    """``metrics.csv``: one row per logged step; the header grows when new columns appear."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.header: list[str] = []
+        if path.is_file():
+            with open(path, newline="", encoding="utf-8") as handle:
+                self.header = next(csv.reader(handle), [])
+
+    def read(self) -> list[dict[str, str]]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def _rewrite(self, header: list[str], rows: Sequence[Mapping[str, Any]]) -> None:
+        lines = [",".join(header)]
+        lines += [",".join(str(row.get(col, "")) for col in header) for row in rows]
+        atomic_write_text(self.path, "\n".join(lines) + "\n", fsync=False)
+        self.header = header
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows of steps after ``step`` (work a resumed run repeats)."""
+        rows = self.read()
+        kept = [row for row in rows if _row_step(row) <= step]
+        if len(kept) != len(rows):
+            self._rewrite(self.header, kept)
+
+    def reset(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.header = []
+
+    def append(self, row: Mapping[str, float | int]) -> None:
+        text = {k: (f"{v:.8g}" if isinstance(v, float) else str(v)) for k, v in row.items()}
+        new = [k for k in text if k not in self.header]
+        if new or not self.path.is_file():
+            self._rewrite(self.header + new, [*self.read(), text])
+            return
+        with open(self.path, "a", encoding="utf-8", newline="") as handle:
+            handle.write(",".join(text.get(col, "") for col in self.header) + "\n")
+
+
+def _row_step(row: Mapping[str, str]) -> int:
+    try:
+        return int(row.get("step", "") or -1)
+    except ValueError:
+        return -1
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Signals
+
+
+class _Interrupt:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:  # second signal: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Interrupt]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, OSError):
+                self._previous[int(sig)] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+
+    def reraise(self) -> None:
+        if self.signum == signal.SIGTERM:
+            raise SystemExit(128 + int(signal.SIGTERM))
+        raise KeyboardInterrupt
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Trainer
+
+
+class _Prefetcher:
+    """Samples the batches of steps ``start .. end - 1`` in order, a couple of steps ahead, in a thread."""
+
+    def __init__(self, fetch: Callable[[int], Any], start: int, end: int, depth: int = 2) -> None:
+        self._fetch = fetch
+        self._queue: queue.Queue[tuple[int, Any, BaseException | None]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(start, end), name="microrestore-sample", daemon=True)
+        self._thread.start()
+
+    def _run(self, start: int, end: int) -> None:
+        for step in range(start, end):
+            try:
+                item: tuple[int, Any, BaseException | None] = (step, self._fetch(step), None)
+            except BaseException as exc:  # handed to the training thread, which raises it
+                item = (step, None, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set() or item[2] is not None:
+                return
+
+    def get(self, step: int) -> Any:
+        got, batch, error = self._queue.get()
+        if error is not None:
+            raise error
+        if got != step:  # cannot happen: one producer, one consumer, both in step order
+            raise MicrorestoreError(f"batch prefetcher out of step: got {got}, expected {step}")
+        return batch
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._thread.join(timeout=5)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    """Move numpy arrays and tensors (also inside tuples, lists and dicts) to ``device``.
+
+    On CUDA, host tensors are staged in pinned memory so that the copy is asynchronous: a copy from pageable
+    memory would make the host wait for every queued kernel, a device sync per step.
+    """
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(np.ascontiguousarray(batch))
+    if isinstance(batch, torch.Tensor):
+        if device.type == "cuda" and batch.device.type == "cpu":
+            return batch.pin_memory().to(device, non_blocking=True)
+        return batch.to(device)
+    if isinstance(batch, tuple):
+        return tuple(_to_device(b, device) for b in batch)
+    if isinstance(batch, list):
+        return [_to_device(b, device) for b in batch]
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _float_values(values: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
+    """Turn a dict of scalar tensors and numbers into floats with a single device sync."""
+    tensors = {k: v for k, v in values.items() if isinstance(v, torch.Tensor)}
+    out = {k: float(v) for k, v in values.items() if not isinstance(v, torch.Tensor)}
+    if tensors:
+        device = next(iter(tensors.values())).device
+        stacked = torch.stack([v.detach().float().mean().to(device) for v in tensors.values()])
+        out.update(zip(tensors, stacked.tolist(), strict=True))
+    return {k: out[k] for k in values}
+
+
+class Trainer:
+    """Train a :class:`TrainingTask` with checkpoints, logging and exact resume.
+
+    Parameters
+    ----------
+    task
+        The method's training task.
+    sample_batch
+        ``sample_batch(rng, batch_size)``: the batch for a step, drawn only from ``rng`` (e.g. a
+        :class:`~microrestore.engine.patches.PatchSampler`). Numpy arrays in it are moved to the device.
+    output_dir
+        The model folder: ``metrics.csv`` and ``checkpoints/`` are written there.
+    config
+        Loop settings.
+    progress
+        Show the training display.
+    validation_batch
+        A fixed batch for ``task.validation_step``.
+
+    Raises
+    ------
+    InputError
+        Unavailable device or invalid precision.
+    """
+
+    def __init__(
+        self,
+        task: TrainingTask,
+        sample_batch: Callable[[np.random.Generator, int], Any],
+        output_dir: str | Path,
+        config: TrainerConfig,
+        progress: bool = True,
+        validation_batch: Any = None,
+    ) -> None:
+        self.task = task
+        self.sample_batch = sample_batch
+        self.output_dir = Path(output_dir)
+        self.config = config
+        self.progress = progress
+        self.validation_batch = validation_batch
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(self.device, config.precision)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.step = 0
+        self._saved_step = -1
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Folder of the checkpoints."""
+        return self.output_dir / CHECKPOINT_DIR
+
+    # -- setup ------------------------------------------------------------------------------------------
+
+    def _check_output(self, resume: bool) -> None:
+        exists = has_checkpoint(self.checkpoint_dir)
+        if resume and not exists:
+            raise InputError(
+                f"cannot resume: no checkpoint in {self.checkpoint_dir} (train without --resume to start a new run)",
+                self.output_dir,
+            )
+        if not resume and (exists or (self.output_dir / "config.yaml").is_file()):
+            raise InputError(
+                "output folder already holds a training run; pass --resume to continue it or choose another "
+                "output folder",
+                self.output_dir,
+            )
+
+    def _setup(self) -> None:
+        for network in self.task.networks.values():
+            network.to(self.device)
+            network.train()
+        self.optimizers = dict(self.task.configure_optimizers())
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                lr = group["lr"]
+                group.setdefault("initial_lr", float(lr.item()) if isinstance(lr, torch.Tensor) else float(lr))
+        self.scalers = {}
+        for name in self.optimizers:
+            scaler = make_grad_scaler(self.device, self.precision)
+            if scaler is not None:
+                self.scalers[name] = scaler
+
+    def _restore(self) -> int:
+        state = load_checkpoint(self.checkpoint_dir, self.task.networks, self.optimizers, self.scalers)
+        saved = state.extra_json.get("trainer", {})
+        for key in ("seed", "batch_size"):
+            if key in saved and saved[key] != getattr(self.config, key):
+                raise InputError(
+                    f"the checkpoint was trained with {key} {saved[key]}, not {getattr(self.config, key)}; "
+                    "resuming with another value would not continue the same run",
+                    state.path,
+                )
+        task_tensors = {
+            k[len(_TASK_PREFIX) :]: v.to(self.device)
+            for k, v in state.extra_tensors.items()
+            if k.startswith(_TASK_PREFIX)
+        }
+        loader = getattr(self.task, "load_state_tensors", None)
+        if loader is not None:
+            loader(task_tensors)
+        elif task_tensors:
+            raise InputError("the checkpoint holds task state, but the task cannot load it", state.path)
+        return state.step
+
+    # -- pieces of a step -------------------------------------------------------------------------------
+
+    def _set_lr(self, step: int) -> dict[str, float]:
+        lr_factor = getattr(self.task, "lr_factor", None)
+        factors = lr_factor(step, self.config.steps) if lr_factor is not None else 1.0
+        if isinstance(factors, Mapping):
+            unknown = set(factors) - set(self.optimizers)
+            if unknown:
+                raise MicrorestoreError(f"lr_factor names unknown optimizers {sorted(unknown)}")
+        lrs = {}
+        for name, optimizer in self.optimizers.items():
+            factor = float(factors.get(name, 1.0) if isinstance(factors, Mapping) else factors)
+            for group in optimizer.param_groups:
+                value = group["initial_lr"] * factor
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(value)
+                else:
+                    group["lr"] = value
+            lrs[name] = optimizer.param_groups[0]["initial_lr"] * factor
+        return lrs
+
+    def _lr_columns(self, lrs: Mapping[str, float]) -> dict[str, float]:
+        if len(lrs) == 1:
+            return {"lr": next(iter(lrs.values()))}
+        return {f"lr_{name}": value for name, value in lrs.items()}
+
+    def _validate(self, batch: Any) -> dict[str, float]:
+        validation_step = getattr(self.task, "validation_step", None)
+        if validation_step is None or batch is None:
+            return {}
+        modes = {name: net.training for name, net in self.task.networks.items()}
+        for net in self.task.networks.values():
+            net.eval()
+        try:
+            with torch.no_grad(), autocast_context(self.device, self.precision):
+                values = validation_step(batch)
+        finally:
+            for name, net in self.task.networks.items():
+                net.train(modes[name])
+        floats = _float_values(values)
+        return {(k if k.startswith("val_") else f"val_{k}"): v for k, v in floats.items()}
+
+    def _save(self, step: int) -> None:
+        getter = getattr(self.task, "state_tensors", None)
+        extra = {f"{_TASK_PREFIX}{k}": v for k, v in (getter() if getter is not None else {}).items()}
+        save_checkpoint(
+            self.checkpoint_dir,
+            step,
+            networks=self.task.networks,
+            optimizers=self.optimizers,
+            scalers=self.scalers,
+            extra_tensors=extra,
+            extra_json={"trainer": asdict(self.config)},
+            keep_every=self.config.keep_checkpoints_every,
+        )
+        self._saved_step = step
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    def fit(self, resume: bool = False, until: int | None = None) -> dict[str, float]:
+        """Train to ``config.steps``, starting fresh or from the last checkpoint.
+
+        Parameters
+        ----------
+        resume
+            Continue from ``output_dir/checkpoints/checkpoint-last``; rows of ``metrics.csv`` after the
+            checkpoint's step are dropped.
+        until
+            Stop after this many completed steps (with a checkpoint) instead of ``config.steps``; the learning
+            rate schedule still spans ``config.steps``. For training in chunks (time-limited jobs) that a later
+            ``fit(resume=True)`` continues.
+
+        Returns
+        -------
+        dict of str to float
+            The last row of ``metrics.csv``: ``step``, mean losses of the last logging window, learning
+            rate(s) and the final validation metrics.
+
+        Raises
+        ------
+        InputError
+            ``resume`` without a checkpoint; a fresh run in a folder that holds a run already; a checkpoint
+            that does not fit the task or was trained with another seed or batch size.
+        MicrorestoreError
+            A loss became NaN or infinite (with ``stop_on_nan``).
+        KeyboardInterrupt
+            After Ctrl-C, once the checkpoint of the last completed step is written.
+        """
+        with deterministic_algorithms(self.config.deterministic):
+            return self._fit(resume, until)
+
+    def _fit(self, resume: bool, until: int | None) -> dict[str, float]:
+        cfg = self.config
+        self._check_output(resume)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._setup()
+        log = _MetricsLog(self.output_dir / METRICS_FILE)
+        if resume:
+            start = self._restore()
+            if start > cfg.steps:
+                raise InputError(
+                    f"the checkpoint is at step {start}, beyond the requested {cfg.steps} steps", self.checkpoint_dir
+                )
+            log.truncate_after(start)
+            self._saved_step = start
+        else:
+            start = 0
+            log.reset()
+            # Training draws (dropout, noise) start from a state fixed by the seed, whatever built the networks.
+            torch.manual_seed(int(np.random.SeedSequence([cfg.seed, 0x7472]).generate_state(1)[0]))
+        self.step = start
+        end = cfg.steps if until is None else max(0, min(int(until), cfg.steps))
+        if start >= end:
+            rows = log.read()
+            return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)} if rows else {"step": start}
+
+        validation_batch = _to_device(self.validation_batch, self.device)
+        last_row: dict[str, float] = {}
+        sums: dict[str, torch.Tensor | float] = {}
+        count = 0
+        in_step = False
+        lrs: dict[str, float] = {}
+        interrupt = _Interrupt()
+
+        def fetch(step: int) -> Any:
+            return self.sample_batch(step_rng(cfg.seed, step), cfg.batch_size)
+
+        def flush(done: int, validate: bool) -> dict[str, float]:
+            nonlocal sums, count
+            row: dict[str, float] = {"step": done}
+            if count:
+                means = _float_values(sums)
+                row.update({k: v / count for k, v in means.items()})
+                if cfg.stop_on_nan:
+                    bad = [k for k, v in means.items() if not math.isfinite(v)]
+                    if bad:
+                        raise MicrorestoreError(
+                            f"training diverged: loss {bad[0]!r} is {means[bad[0]]} around step {done}; lower the "
+                            "learning rate or train in fp32 (the last checkpoint is kept)"
+                        )
+            row.update(self._lr_columns(lrs))
+            if validate:
+                row.update(self._validate(validation_batch))
+            log.append(row)
+            sums, count = {}, 0
+            return row
+
+        # Without a terminal: a line every 30 s, or every 5% of the run when that comes first.
+        display = TrainingDisplay(
+            cfg.steps,
+            start=start,
+            enabled=self.progress,
+            log_every=max(cfg.log_every, cfg.steps // 20),
+            description="training",
+        )
+        prefetch = cfg.prefetch if cfg.prefetch is not None else self.device.type != "cpu"
+        prefetcher = _Prefetcher(fetch, start, end) if prefetch else None
+        try:
+            with interrupt.installed(), display:
+                for step in range(start, end):
+                    batch = prefetcher.get(step) if prefetcher is not None else fetch(step)
+                    batch = _to_device(batch, self.device)
+                    lrs = self._set_lr(step)
+                    ctx = StepContext(
+                        device=self.device,
+                        precision=self.precision,
+                        step=step,
+                        total=cfg.steps,
+                        rng=step_rng(cfg.seed, step, stream=1),
+                        optimizers=self.optimizers,
+                        scalers=self.scalers,
+                    )
+                    in_step = True
+                    losses = self.task.training_step(batch, step, ctx)
+                    for key, value in losses.items():
+                        value = value.detach() if isinstance(value, torch.Tensor) else float(value)
+                        sums[key] = sums[key] + value if key in sums else value
+                    count += 1
+                    in_step = False
+                    done = self.step = step + 1
+
+                    final = done == cfg.steps
+                    validate = validation_batch is not None and (
+                        final or (cfg.val_every > 0 and done % cfg.val_every == 0)
+                    )
+                    checkpoint = done == end or done % cfg.checkpoint_every == 0 or interrupt.requested
+                    if checkpoint or validate or done % cfg.log_every == 0:
+                        last_row = flush(done, validate)
+                        display.update(done, {k: v for k, v in last_row.items() if k != "step"})
+                    else:
+                        display.update(done)
+                    if checkpoint:
+                        self._save(done)
+                    if interrupt.requested:
+                        display.message(f"interrupted: checkpoint written at step {done}")
+                        interrupt.reraise()
+        except KeyboardInterrupt:
+            # A second Ctrl-C, or one outside the main thread: save only if no step was half done.
+            if not in_step and self.step > self._saved_step and not interrupt.requested:
+                if count:
+                    flush(self.step, False)
+                self._save(self.step)
+            raise
+        finally:
+            if prefetcher is not None:
+                prefetcher.close()
+        return {k: float(v) for k, v in last_row.items()}
+
+
+def constant_then_linear_decay(step: int, total: int, decay_start: float = 0.5) -> float:
+    """Learning-rate factor: 1 for the first ``decay_start`` share of the steps, then linearly down to 0.
+
+    The schedule of CycleGAN/c²GAN (constant, then linear decay over as many steps again) and COMI
+    (linear decay over the second half).
+
+    Parameters
+    ----------
+    step
+        0-based step index.
+    total
+        Total number of steps.
+    decay_start
+        Share of the run after which the decay begins (0 to 1).
+
+    Returns
+    -------
+    float
+        Factor in [0, 1]; it reaches 0 after the last step.
+    """
+    begin = round(total * decay_start)
+    if step < begin:
+        return 1.0
+    return max(0.0, 1.0 - (step - begin) / max(1, total - begin))
