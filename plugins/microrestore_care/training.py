@@ -14,8 +14,8 @@ from microrestore import __version__
 from microrestore.engine.datasets import check_pair_shapes, load_samples, pair_by_name
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.normalization import PercentileNormalizer
-from microrestore.engine.patches import PatchSampler
-from microrestore.engine.trainer import Trainer, TrainerConfig
+from microrestore.engine.patches import PatchSampler, split_validation
+from microrestore.engine.trainer import Trainer, TrainerConfig, constant_then_linear_decay
 from microrestore.errors import InputError
 from microrestore.nn import UNet
 from microrestore.plugins.registry import TrainRequest
@@ -36,30 +36,21 @@ class CareTask:
 
     def lr_factor(self, step: int, total: int) -> float:
         """Constant, then linear decay to 10 % over the last part of training."""
-        start = self.config.decay_start * total
-        if step < start or total <= start:
-            return 1.0
-        return 1.0 - 0.9 * (step - start) / (total - start)
+        return 0.1 + 0.9 * constant_then_linear_decay(step, total, self.config.decay_start)
 
     def training_step(self, batch: Any, step: int, ctx: Any) -> dict[str, torch.Tensor]:
         """One optimiser step on a batch of (input, target) patches."""
-        source, target = (torch.as_tensor(b, device=ctx.device) for b in batch)
-        optimizer = ctx.optimizers["net"]
-        optimizer.zero_grad(set_to_none=True)
+        source, target = batch
         with ctx.autocast():
             prediction = self.networks["net"](source)
-            loss = self.loss_fn(prediction.float(), target)
-        ctx.backward(loss, "net")
+        loss = self.loss_fn(prediction.float(), target)
+        ctx.minimize(loss, "net")
         return {"loss": loss.detach()}
 
-    @torch.no_grad()
-    def validation_step(self, batch: Any, ctx: Any) -> dict[str, float]:
+    def validation_step(self, batch: Any) -> dict[str, float]:
         """Validation loss and PSNR on normalised patches (data range of the target)."""
-        source, target = (torch.as_tensor(b, device=ctx.device) for b in batch)
-        net = self.networks["net"]
-        net.eval()
-        prediction = net(source).float()
-        net.train()
+        source, target = batch
+        prediction = self.networks["net"](source).float()
         loss = float(self.loss_fn(prediction, target))
         mse = float(F.mse_loss(prediction, target))
         span = float(target.max() - target.min()) or 1.0
@@ -94,7 +85,12 @@ def train(request: TrainRequest) -> Path:
 
     patch = (config.patch_depth, config.patch_size, config.patch_size) if config.ndim == 3 else (
         config.patch_size, config.patch_size)
-    (train_src, train_tgt), (val_src, val_tgt) = _split(src_norm, tgt_norm, config.validation_fraction, patch)
+    train_src, val_src, train_tgt, val_tgt = src_norm, [], tgt_norm, []
+    if config.validation_fraction > 0:
+        train_src, val_src = split_validation(src_norm, config.validation_fraction, config.seed)
+        train_tgt, val_tgt = split_validation(tgt_norm, config.validation_fraction, config.seed)
+        if min(val_src[0].shape[-2:]) < config.patch_size:  # too small to validate on: keep it for training
+            train_src, val_src, train_tgt, val_tgt = src_norm, [], tgt_norm, []
     sampler = PatchSampler(
         train_src, train_tgt, patch, paired=True, augment=config.augment, foreground_bias=config.foreground_bias
     )
@@ -151,22 +147,3 @@ def train(request: TrainRequest) -> Path:
     )
     return request.output
 
-
-def _split(
-    sources: list[np.ndarray], targets: list[np.ndarray], fraction: float, patch: tuple[int, ...]
-) -> tuple[tuple[list[np.ndarray], list[np.ndarray]], tuple[list[np.ndarray], list[np.ndarray]]]:
-    """Hold out whole samples for validation, or a strip of the only sample when there is one."""
-    n = len(sources)
-    if fraction <= 0:
-        return (sources, targets), ([], [])
-    if n >= 2:
-        n_val = min(n - 1, max(1, round(fraction * n)))
-        return (sources[:-n_val], targets[:-n_val]), (sources[-n_val:], targets[-n_val:])
-    height = sources[0].shape[-2]
-    cut = height - max(patch[-2], int(round(fraction * height)))
-    if cut < patch[-2]:  # too small to split: validate on training data rather than not at all
-        return (sources, targets), (sources, targets)
-    return (
-        ([sources[0][..., :cut, :]], [targets[0][..., :cut, :]]),
-        ([sources[0][..., cut:, :]], [targets[0][..., cut:, :]]),
-    )
