@@ -99,7 +99,7 @@ def output_dtype(image_dtype: np.dtype[Any], requested: str | None) -> np.dtype[
     dtype = parse_dtype(requested if requested else None)
     if dtype is None:
         dtype = np.dtype(image_dtype)
-        return np.dtype(np.float32) if dtype == np.float16 or dtype == bool else dtype
+        return np.dtype(np.float32) if dtype.kind == "b" or dtype == np.dtype(np.float16) else dtype
     return dtype
 
 

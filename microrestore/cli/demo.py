@@ -58,5 +58,7 @@ def demo(
     for name, values in results.items():
         table.add_row(name, *(f"{values[k]:.4g}" for k in ("psnr", "ssim", "pcc", "nrmse")))
     stdout.print(table)
-    console.print(f"results in {output}/: restored_{DEMO_METHOD}.tif, restored_{BASELINE_METHOD}.tif, "
-                  f"metrics.json, {Path(figure).name}")
+    console.print(
+        f"results in {output}/: restored_{DEMO_METHOD}.tif, restored_{BASELINE_METHOD}.tif, "
+        f"metrics.json, {Path(figure).name}"
+    )

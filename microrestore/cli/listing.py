@@ -63,7 +63,12 @@ def methods(
         table.add_column(column)
     for r in rows:
         table.add_row(
-            r["name"], r["task"], r["plugin"], r["version"], r["default_model"], "yes" if r["trainable"] else "no",
+            r["name"],
+            r["task"],
+            r["plugin"],
+            r["version"],
+            r["default_model"],
+            "yes" if r["trainable"] else "no",
             r["summary"],
         )
     stdout.print(table)

@@ -115,8 +115,7 @@ def _run(task: str, **kw: Any) -> None:
     for result in results:
         mode = " (streamed)" if result.streamed else ""
         console.print(
-            f"wrote {result.output} {'x'.join(map(str, result.shape))} {result.dtype} "
-            f"in {result.seconds:.2f} s{mode}"
+            f"wrote {result.output} {'x'.join(map(str, result.shape))} {result.dtype} in {result.seconds:.2f} s{mode}"
         )
 
 

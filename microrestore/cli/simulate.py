@@ -24,7 +24,8 @@ def simulate(
 ) -> None:
     """Simulate fluorescence images with known ground truth (phantoms, pupil PSF, sCMOS noise)."""
     from microrestore.errors import InputError
-    from microrestore.simulation import CASES, simulate as run_simulation
+    from microrestore.simulation import CASES
+    from microrestore.simulation import simulate as run_simulation
 
     if kind not in CASES:
         raise InputError(f"unknown simulation {kind!r}; choose one of {', '.join(sorted(CASES))}")

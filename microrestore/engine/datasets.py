@@ -64,11 +64,14 @@ def load_samples(paths: Sequence[Path], *, ndim: int, axes: str | None, channels
     return per_file
 
 
-def check_pair_shapes(pairs: Sequence[tuple[Path, Path]], sources: list[list[np.ndarray]], targets: list[list[np.ndarray]]) -> None:
+def check_pair_shapes(
+    pairs: Sequence[tuple[Path, Path]], sources: list[list[np.ndarray]], targets: list[list[np.ndarray]]
+) -> None:
     """Paired samples must have equal shapes; name the first pair that does not."""
     for (src, tgt), s_list, t_list in zip(pairs, sources, targets):
         if len(s_list) != len(t_list) or any(a.shape[1:] != b.shape[1:] for a, b in zip(s_list, t_list)):
             s_shape = s_list[0].shape[1:] if s_list else ()
             t_shape = t_list[0].shape[1:] if t_list else ()
-            raise InputError(f"shape {s_shape} x {len(s_list)} does not match its target {tgt.name} "
-                             f"({t_shape} x {len(t_list)})", src)
+            raise InputError(
+                f"shape {s_shape} x {len(s_list)} does not match its target {tgt.name} ({t_shape} x {len(t_list)})", src
+            )

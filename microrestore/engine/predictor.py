@@ -193,4 +193,3 @@ class NetworkPredictor:
                 progress=report,
             )
         return out
-

@@ -83,8 +83,11 @@ def train(request: TrainRequest) -> Path:
         src_norm += [normalizer.apply(s, s_params) for s in s_list]
         tgt_norm += [normalizer.apply(t, t_params) for t in t_list]
 
-    patch = (config.patch_depth, config.patch_size, config.patch_size) if config.ndim == 3 else (
-        config.patch_size, config.patch_size)
+    patch = (
+        (config.patch_depth, config.patch_size, config.patch_size)
+        if config.ndim == 3
+        else (config.patch_size, config.patch_size)
+    )
     train_src, val_src, train_tgt, val_tgt = src_norm, [], tgt_norm, []
     if config.validation_fraction > 0:
         train_src, val_src = split_validation(src_norm, config.validation_fraction, config.seed)
@@ -146,4 +149,3 @@ def train(request: TrainRequest) -> Path:
         metrics=final,
     )
     return request.output
-

@@ -94,7 +94,7 @@ def test_name_clash_is_refused_with_both_plugin_names(install_plugin, capsys):
 def test_strict_mode_turns_warnings_into_errors(install_plugin, monkeypatch):
     install_plugin("broken-plugin", "9.9", {"broken": "mr_broken"}, {"mr_broken": RAISES_ON_IMPORT})
     monkeypatch.setenv("MICRORESTORE_STRICT_PLUGINS", "1")
-    with pytest.raises(PluginError, match="broken 9.9"):
+    with pytest.raises(PluginError, match=r"broken 9\.9"):
         get_host()
 
 
@@ -132,7 +132,7 @@ def test_bad_task_is_refused():
 
 
 def test_unknown_method_lists_known():
-    with pytest.raises(InputError, match="known methods: .*care"):
+    with pytest.raises(InputError, match=r"known methods: .*care"):
         get_registry().method("nope")
 
 

@@ -1,8 +1,8 @@
 """How a plugin author tests a plugin: call the hooks, then run the method through microrestore."""
 
+import microrestore_example
 import numpy as np
 
-import microrestore_example
 from microrestore import api
 
 

@@ -57,7 +57,7 @@ def read_npy(path: Path, axes: str | None = None) -> Any:
     from microrestore.io import ImageData
 
     data = np.load(path, allow_pickle=False)
-    return ImageData(data, axes or ("YX" if data.ndim == 2 else "ZYX"[-data.ndim:]), path=Path(path))
+    return ImageData(data, axes or ("YX" if data.ndim == 2 else "ZYX"[-data.ndim :]), path=Path(path))
 
 
 def write_npy(path: Path, data: np.ndarray, axes: str, **_: Any) -> Path:
