@@ -20,8 +20,8 @@ import numpy as np
 from microrestore.errors import InputError
 from microrestore.plugins.registry import Method, PredictOptions, Predictor, TrainRequest
 
-#: Images above this many bytes (input or output) are streamed through memory-mapped files.
-STREAM_BYTES = 512 * 2**20
+#: Images above this many bytes (input file or float32 output) are streamed through memory-mapped files.
+STREAM_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -60,25 +60,10 @@ def load_predictor(method: Method, model: str | Path | None, options: PredictOpt
 
 def validate_params(method: Method, params: dict[str, Any]) -> dict[str, Any]:
     """Validate method options against its ``predict_schema``; one-line error on a bad key or value."""
-    from pydantic import ValidationError
+    from microrestore.configs import validate
 
     assert method.predict_schema is not None
-    try:
-        return method.predict_schema(**params).model_dump()
-    except ValidationError as exc:
-        raise InputError(f"--set for method {method.name!r}: {pydantic_message(exc)}") from None
-
-
-def pydantic_message(exc: Any) -> str:
-    """Condense a pydantic ValidationError into one line."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown option"
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
+    return validate(method.predict_schema, params, f"--set for method {method.name!r}").model_dump()
 
 
 def check_image(image: Any) -> None:
@@ -189,7 +174,8 @@ def restore_files(
             on_file(index, len(paths), src)
         if dst.exists() and not overwrite:
             continue
-        image = read_image(src, axes=axes)
+        big = src.stat().st_size > STREAM_BYTES
+        image = read_image(src, axes=axes, memmap=True if big else None)
         check_image(image)
         results.append(_restore_one(predictor, image, dst, dtype, warn))
     return results

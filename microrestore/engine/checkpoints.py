@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from microrestore.engine.seeding import set_torch_rng_state, torch_rng_state
 from microrestore.errors import InputError, MicrorestoreError
-from microrestore.io.atomic import atomic_write_text
+from microrestore.io.atomic import atomic_write_text, fsync_dir
 
 LAST = "checkpoint-last"
 FORMAT = "microrestore-checkpoint"
@@ -73,16 +73,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes renames durable; not possible (nor needed) on every platform.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _write_text_durable(path: Path, text: str) -> None:
@@ -296,7 +286,7 @@ def save_checkpoint(
     final = directory / f"{LAST}.safetensors"
     os.replace(tensor_partial, final)
     os.replace(record_partial, directory / f"{LAST}.json")
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
     if keep_every and step % keep_every == 0:
         kept = directory / f"checkpoint-{step:08d}.safetensors"
@@ -348,7 +338,7 @@ def _verified_record(directory: Path, name: str) -> tuple[dict[str, Any], Path]:
             candidate = _read_record(partial)
             if candidate.get("sha256") == digest and candidate.get("tensors") == tensors_name:
                 os.replace(partial, record_path)
-                _fsync_dir(directory)
+                fsync_dir(directory)
                 return candidate, tensor_path
     raise InputError(
         f"checkpoint is corrupt or was modified: its sha256 does not match the one recorded in {record_path.name}",

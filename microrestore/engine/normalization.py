@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from microrestore.configs import pydantic_message
 from microrestore.errors import InputError
 
 #: Default number of values a fit looks at; larger arrays are subsampled.
@@ -70,7 +71,7 @@ class NormParams(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise InputError(f"invalid normalisation parameters: {_one_line(exc)}") from None
+            raise InputError(f"invalid normalisation parameters: {pydantic_message(exc)}") from None
 
     def _arrays(self, ndim: int) -> tuple[np.ndarray | np.float32, np.ndarray | np.float32]:
         if not self.per_channel:
@@ -80,14 +81,6 @@ class NormParams(BaseModel):
             np.asarray(self.shift, dtype=np.float32).reshape(shape),
             np.asarray(self.divisor, dtype=np.float32).reshape(shape),
         )
-
-
-def _one_line(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
-    return "; ".join(parts)
 
 
 def subsample(array: np.ndarray, max_samples: int = MAX_FIT_SAMPLES, keep_axes: Sequence[int] = ()) -> np.ndarray:
@@ -387,4 +380,4 @@ def normalizer_from_dict(data: dict[str, Any]) -> Normalizer:
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise InputError(f"invalid normalisation {data.get('kind', '?')!r}: {_one_line(exc)}") from None
+        raise InputError(f"invalid normalisation {data.get('kind', '?')!r}: {pydantic_message(exc)}") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from microrestore.errors import InputError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "temp_name"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_dir", "temp_name"]
 
 TMP_MARKER = ".tmp-"
 
@@ -41,7 +41,7 @@ def temp_name(path: Path) -> Path:
             return candidate
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -49,15 +49,19 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush a folder's entries to disk, so that the renames done in it survive a power cut.
+
+    Parameters
+    ----------
+    path
+        The folder. Nothing is done on systems where a folder cannot be opened for this (Windows), and an
+        ``OSError`` is ignored: the flush makes a rename durable but is not needed for it to take place.
+    """
     if os.name != "posix":  # directories cannot be opened for fsync on Windows
         return
     with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync_path(Path(path))
 
 
 def _remove(path: Path) -> None:
@@ -111,10 +115,10 @@ def atomic_path(path: str | os.PathLike[str], *, keep_name: bool = False, fsync:
         if not target.exists():
             raise FileNotFoundError(f"nothing was written to the temporary file {target}")
         if fsync:
-            _fsync_file(target)
+            _fsync_path(target)
         os.replace(target, dest)
         if fsync:
-            _fsync_dir(folder)
+            fsync_dir(folder)
     finally:
         _remove(tmp)
 

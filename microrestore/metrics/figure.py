@@ -9,8 +9,6 @@ pyplot backend and state are never touched.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,15 +99,9 @@ def _zoom_box(gt: np.ndarray, zoom: int | tuple[int, int, int, int] | None) -> t
     return int(iy), int(ix), size, size
 
 
-def _atomic_save(fig: Figure, path: Path, dpi: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _panel_ratio(shape_yx: tuple[int, ...]) -> float:
+    """Height over width of a panel showing an image of ``shape_yx``, kept within [0.3, 3]."""
+    return min(3.0, max(0.3, shape_yx[0] / shape_yx[1]))
 
 
 def figure_size(
@@ -133,8 +125,8 @@ def figure_size(
     tuple of float
         ``(width, height)``.
     """
-    r_full = min(3.0, max(0.3, shape_yx[0] / shape_yx[1]))
-    r_zoom = min(3.0, max(0.3, zoom_shape[0] / zoom_shape[1]))
+    r_full = _panel_ratio(shape_yx)
+    r_zoom = _panel_ratio(zoom_shape)
     width = 2 * _MARGIN_IN + n_images * _PANEL_IN + (n_images - 1) * _GAP_IN
     height = (
         2 * _MARGIN_IN
@@ -202,7 +194,10 @@ def evaluation_figure(
     fig = draw_evaluation_figure(
         pred, gt, input, title=title, zoom=zoom, bins=bins, cmap=cmap, saturation_dtype=saturation_dtype
     )
-    _atomic_save(fig, path, dpi)
+    from microrestore.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
     return path
 
 
@@ -261,8 +256,8 @@ def draw_evaluation_figure(
 
     n = len(images)
     width, height = figure_size(g.shape, (zh, zw), n, title is not None)
-    r_full = min(3.0, max(0.3, g.shape[0] / g.shape[1]))
-    r_zoom = min(3.0, max(0.3, zh / zw))
+    r_full = _panel_ratio(g.shape)
+    r_zoom = _panel_ratio((zh, zw))
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
 

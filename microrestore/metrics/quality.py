@@ -58,13 +58,18 @@ def _check_pair(pred: ArrayLike, gt: ArrayLike) -> tuple[np.ndarray, np.ndarray]
     return p, g
 
 
+def _rows_per_block(shape: tuple[int, ...]) -> int:
+    """How many indices along the first axis make a block of about ``_BLOCK_ELEMENTS`` elements."""
+    per_row = max(1, math.prod(shape[1:]))
+    return max(1, _BLOCK_ELEMENTS // per_row)
+
+
 def _blocks(shape: tuple[int, ...]) -> Iterator[slice]:
     """Slices along the first axis holding about ``_BLOCK_ELEMENTS`` elements each."""
     if len(shape) == 0:
         yield slice(None)
         return
-    per_row = max(1, math.prod(shape[1:]))
-    step = max(1, _BLOCK_ELEMENTS // per_row)
+    step = _rows_per_block(shape)
     for start in range(0, shape[0], step):
         yield slice(start, min(start + step, shape[0]))
 
@@ -123,16 +128,21 @@ def _moments(p: np.ndarray, g: np.ndarray, scale: float = 1.0, offset: float = 0
     return acc
 
 
+def _given_range(data_range: float) -> float:
+    """A caller's ``data_range`` as a float, raising unless it is positive and finite."""
+    data_range = float(data_range)
+    if not (math.isfinite(data_range) and data_range > 0):
+        raise InputError(f"data_range must be a positive finite number, got {data_range}")
+    return data_range
+
+
 def _resolve_range(data_range: float | None, m: _Moments) -> float:
     if data_range is None:
         data_range = m.g_max - m.g_min
         if data_range <= 0:
             raise InputError("ground truth is constant, so its range is 0: pass data_range explicitly")
         return data_range
-    data_range = float(data_range)
-    if not (math.isfinite(data_range) and data_range > 0):
-        raise InputError(f"data_range must be a positive finite number, got {data_range}")
-    return data_range
+    return _given_range(data_range)
 
 
 def _psnr_from(m: _Moments, data_range: float) -> float:
@@ -271,8 +281,7 @@ def _ssim(p: np.ndarray, g: np.ndarray, data_range: float, scale: float = 1.0, o
     c1 = (_SSIM_K1 * data_range) ** 2
     c2 = (_SSIM_K2 * data_range) ** 2
     n0 = p.shape[0]
-    per_row = max(1, math.prod(p.shape[1:]))
-    step = max(1, _BLOCK_ELEMENTS // per_row)
+    step = _rows_per_block(p.shape)
     total, count = 0.0, 0
     shift: float | None = None
 
@@ -328,12 +337,8 @@ def ssim(pred: ArrayLike, gt: ArrayLike, data_range: float | None = None) -> flo
         without ``data_range``.
     """
     p, g = _check_pair(pred, gt)
-    if data_range is None:
-        data_range = _resolve_range(None, _moments(p, g))
-    else:
-        data_range = float(data_range)
-        if not (math.isfinite(data_range) and data_range > 0):
-            raise InputError(f"data_range must be a positive finite number, got {data_range}")
+    # An explicit range is only checked: the moments pass (a full read of both images) is not needed for it.
+    data_range = _resolve_range(None, _moments(p, g)) if data_range is None else _given_range(data_range)
     return _ssim(p, g, data_range)
 
 

@@ -353,6 +353,23 @@ class _Writer:
         write_image(path, np.ascontiguousarray(data), axes, pixel_size=sizes)
         return rel
 
+    def counts(
+        self,
+        noisy: str,
+        clean: str,
+        img: NDArray[np.float64],
+        camera: CameraModel,
+        rng: np.random.Generator,
+        axes: str,
+        *,
+        z_nm: float | None = None,
+    ) -> tuple[str, str]:
+        """Write one exposure of ``img`` (:func:`apply_camera`) to ``noisy`` and its expected counts to ``clean``."""
+        return (
+            self.image(noisy, apply_camera(img, camera, rng), axes, z_nm=z_nm),
+            self.image(clean, expected_counts(img, camera), axes, z_nm=z_nm),
+        )
+
     def json(self, rel: str, document: Mapping[str, Any]) -> str:
         from microrestore.io.atomic import atomic_write_text
 
@@ -471,6 +488,29 @@ class SimulationCase:
         return _jsonable(manifest)
 
 
+def _result(
+    w: _Writer,
+    axes: str | dict[str, str],
+    optics: Optics,
+    camera: CameraModel,
+    psf: NDArray[np.float64],
+    files: list[dict[str, Any]],
+    psf_axes: str = "YX",
+    *,
+    z_nm: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A runner's part of the manifest: axes (then ``extra``), optics, camera, the PSF written as float32, files."""
+    return {
+        "axes": axes,
+        **extra,
+        "optics": asdict(optics),
+        "camera": asdict(camera),
+        "psf": w.image("psf.tif", psf.astype(np.float32), psf_axes, z_nm=z_nm),
+        "files": files,
+    }
+
+
 def _common(photons: float, **extra: Any) -> dict[str, Any]:
     return {**_OPTICS_DEFAULTS, **_CAMERA_DEFAULTS, "photons": photons, **extra}
 
@@ -483,21 +523,12 @@ def _run_denoise(w: _Writer, rngs: Sequence[np.random.Generator], p: dict[str, A
     for i, rng in enumerate(rngs):
         obj = _draw_phantom(p, shape, rng)
         img, scale = _normalise_peak(convolve_same(obj, psf))
-        entry = {
-            "noisy": w.image(f"noisy/field_{i:03d}.tif", apply_camera(img, camera, rng), "YX"),
-            "clean": w.image(f"clean/field_{i:03d}.tif", expected_counts(img, camera), "YX"),
-            "density_scale": scale,
-        }
+        noisy, clean = w.counts(f"noisy/field_{i:03d}.tif", f"clean/field_{i:03d}.tif", img, camera, rng, "YX")
+        entry = {"noisy": noisy, "clean": clean, "density_scale": scale}
         if p["save_object"]:
             entry["object"] = w.image(f"object/field_{i:03d}.tif", (obj * scale).astype(np.float32), "YX")
         files.append(entry)
-    return {
-        "axes": "YX",
-        "optics": asdict(optics),
-        "camera": asdict(camera),
-        "psf": w.image("psf.tif", psf.astype(np.float32), "YX"),
-        "files": files,
-    }
+    return _result(w, "YX", optics, camera, psf, files)
 
 
 def _run_defocus(w: _Writer, rngs: Sequence[np.random.Generator], p: dict[str, Any]) -> dict[str, Any]:
@@ -513,29 +544,16 @@ def _run_defocus(w: _Writer, rngs: Sequence[np.random.Generator], p: dict[str, A
     for i, rng in enumerate(rngs):
         obj = _draw_phantom(p, shape, rng)
         focus, scale = _normalise_peak(convolve_same(obj, psf0))
-        entry: dict[str, Any] = {
-            "infocus": w.image(f"infocus/field_{i:03d}.tif", apply_camera(focus, camera, rng), "YX"),
-            "infocus_clean": w.image(f"infocus_clean/field_{i:03d}.tif", expected_counts(focus, camera), "YX"),
-            "defocus": [],
-        }
+        name = f"field_{i:03d}.tif"
+        infocus, infocus_clean = w.counts(f"infocus/{name}", f"infocus_clean/{name}", focus, camera, rng, "YX")
+        entry: dict[str, Any] = {"infocus": infocus, "infocus_clean": infocus_clean, "defocus": []}
         for dz in dzs:
             img = np.maximum(convolve_same(obj, kernels[dz]) * scale, 0.0)  # same photon budget as in focus
             tag = f"field_{i:03d}_dz{dz:+.2f}.tif"
-            entry["defocus"].append(
-                {
-                    "dz_um": dz,
-                    "noisy": w.image(f"defocus/{tag}", apply_camera(img, camera, rng), "YX"),
-                    "clean": w.image(f"defocus_clean/{tag}", expected_counts(img, camera), "YX"),
-                }
-            )
+            noisy, clean = w.counts(f"defocus/{tag}", f"defocus_clean/{tag}", img, camera, rng, "YX")
+            entry["defocus"].append({"dz_um": dz, "noisy": noisy, "clean": clean})
         files.append(entry)
-    return {
-        "axes": "YX",
-        "optics": asdict(optics),
-        "camera": asdict(camera),
-        "psf": w.image("psf.tif", psf0.astype(np.float32), "YX"),
-        "files": files,
-    }
+    return _result(w, "YX", optics, camera, psf0, files)
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], corr: float) -> NDArray[np.float64]:
@@ -586,21 +604,9 @@ def _run_timelapse(w: _Writer, rngs: Sequence[np.random.Generator], p: dict[str,
             movie += ndimage.gaussian_filter(spots, (0.0, sigma, sigma)) * (2.0 * np.pi * sigma * sigma)
         movie *= np.exp(-bleach * np.arange(t_len))[:, None, None]
         img, scale = _normalise_peak(convolve_same(movie, psf))
-        files.append(
-            {
-                "noisy": w.image(f"noisy/movie_{i:03d}.tif", apply_camera(img, camera, rng), "TYX"),
-                "clean": w.image(f"clean/movie_{i:03d}.tif", expected_counts(img, camera), "TYX"),
-                "drift_px_per_frame": v.tolist(),
-                "density_scale": scale,
-            }
-        )
-    return {
-        "axes": "TYX",
-        "optics": asdict(optics),
-        "camera": asdict(camera),
-        "psf": w.image("psf.tif", psf.astype(np.float32), "YX"),
-        "files": files,
-    }
+        noisy, clean = w.counts(f"noisy/movie_{i:03d}.tif", f"clean/movie_{i:03d}.tif", img, camera, rng, "TYX")
+        files.append({"noisy": noisy, "clean": clean, "drift_px_per_frame": v.tolist(), "density_scale": scale})
+    return _result(w, "TYX", optics, camera, psf, files)
 
 
 def _run_zstack(w: _Writer, rngs: Sequence[np.random.Generator], p: dict[str, Any]) -> dict[str, Any]:
@@ -619,20 +625,11 @@ def _run_zstack(w: _Writer, rngs: Sequence[np.random.Generator], p: dict[str, An
     for i, rng in enumerate(rngs):
         obj = _draw_phantom(p, shape, rng, voxel_aspect=aspect)
         img, scale = _normalise_peak(convolve_same(obj, psf))
-        files.append(
-            {
-                "noisy": w.image(f"noisy/stack_{i:03d}.tif", apply_camera(img, camera, rng), "ZYX", z_nm=z_step),
-                "clean": w.image(f"clean/stack_{i:03d}.tif", expected_counts(img, camera), "ZYX", z_nm=z_step),
-                "density_scale": scale,
-            }
+        noisy, clean = w.counts(
+            f"noisy/stack_{i:03d}.tif", f"clean/stack_{i:03d}.tif", img, camera, rng, "ZYX", z_nm=z_step
         )
-    return {
-        "axes": "ZYX",
-        "optics": asdict(optics),
-        "camera": asdict(camera),
-        "psf": w.image("psf.tif", psf.astype(np.float32), "ZYX", z_nm=z_step),
-        "files": files,
-    }
+        files.append({"noisy": noisy, "clean": clean, "density_scale": scale})
+    return _result(w, "ZYX", optics, camera, psf, files, "ZYX", z_nm=z_step)
 
 
 def _sim_gt(obj: NDArray[np.float64], optics_fine: Optics, k_max_per_um: float) -> NDArray[np.float64]:
@@ -713,15 +710,15 @@ def _run_sim(w: _Writer, rngs: Sequence[np.random.Generator], p: dict[str, Any])
                 "params": w.json(f"params/field_{i:03d}.json", params),
             }
         )
-    widefield_psf = psf_kernel(optics)
-    return {
-        "axes": {"raw": "TYX", "raw_clean": "TYX", "gt": "YX"},
-        "frame_order": "orientation-major: frame = orientation * n_phases + phase",
-        "optics": asdict(optics),
-        "camera": asdict(camera),
-        "psf": w.image("psf.tif", widefield_psf.astype(np.float32), "YX"),
-        "files": files,
-    }
+    return _result(
+        w,
+        {"raw": "TYX", "raw_clean": "TYX", "gt": "YX"},
+        optics,
+        camera,
+        psf_kernel(optics),  # the widefield PSF, at the raw pixel size
+        files,
+        frame_order="orientation-major: frame = orientation * n_phases + phase",
+    )
 
 
 CASES: dict[str, SimulationCase] = {

@@ -87,6 +87,11 @@ def _density(clean: ArrayLike) -> NDArray[np.float64]:
     return np.maximum(d, 0.0)
 
 
+def _photons(d: NDArray[np.float64], camera: CameraModel) -> NDArray[np.float64]:
+    """Expected photons per pixel: the object's ``photons * d`` plus the background."""
+    return camera.photons * d + camera.background
+
+
 def expected_counts(clean: ArrayLike, camera: CameraModel) -> NDArray[np.float32]:
     """Mean camera reading for a noise-free density image, in ADU.
 
@@ -109,7 +114,7 @@ def expected_counts(clean: ArrayLike, camera: CameraModel) -> NDArray[np.float32
         When ``clean`` is empty, negative or holds NaN.
     """
     d = _density(clean)
-    mean = camera.gain * camera.qe * (camera.photons * d + camera.background) + camera.offset
+    mean = camera.gain * camera.qe * _photons(d, camera) + camera.offset
     return mean.astype(np.float32)
 
 
@@ -130,7 +135,7 @@ def variance_counts(clean: ArrayLike, camera: CameraModel) -> NDArray[np.float32
         quantisation's 1/12 ADU²), e.g. for a variance-stabilising transform.
     """
     d = _density(clean)
-    var = camera.gain**2 * camera.qe * (camera.photons * d + camera.background) + (camera.gain * camera.read_noise) ** 2
+    var = camera.gain**2 * camera.qe * _photons(d, camera) + (camera.gain * camera.read_noise) ** 2
     return var.astype(np.float32)
 
 
@@ -158,7 +163,7 @@ def apply_camera(clean: ArrayLike, camera: CameraModel, rng: np.random.Generator
     """
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     d = _density(clean)
-    electrons = gen.poisson(camera.qe * (camera.photons * d + camera.background)).astype(np.float64)
+    electrons = gen.poisson(camera.qe * _photons(d, camera)).astype(np.float64)
     adu = electrons * camera.gain + camera.offset
     if camera.read_noise > 0:
         adu += gen.normal(0.0, camera.read_noise * camera.gain, size=d.shape)

@@ -42,6 +42,11 @@ class CareConfig(BaseModel):
     """Lower percentile of the normalisation."""
     percentile_high: float = Field(99.8, gt=50, le=100)
     """Upper percentile of the normalisation."""
+    target_normalization: Literal["source", "own"] = "source"
+    """How targets are normalised: ``source`` applies each pair's input parameters to its target, so the
+    network learns in the input's units and predictions map back to them exactly (microrestore's default:
+    intensities are data); ``own`` normalises targets by their own percentiles (CSBDeep), which leaves
+    predictions in the target's relative scale."""
     augment: bool = True
     """Random rotations by 90 degrees and flips of the patches."""
     foreground_bias: float = Field(0.5, ge=0, le=1)

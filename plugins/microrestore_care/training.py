@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from microrestore import __version__
+from microrestore.configs import validate
 from microrestore.engine.datasets import check_pair_shapes, load_samples, pair_by_name
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.normalization import PercentileNormalizer
@@ -62,12 +63,7 @@ def train(request: TrainRequest) -> Path:
     values = dict(request.config)
     if request.steps is not None:
         values["steps"] = request.steps
-    try:
-        config = CareConfig(**values)
-    except Exception as exc:  # pydantic ValidationError -> one line
-        from microrestore.api import pydantic_message
-
-        raise InputError(f"CARE configuration: {pydantic_message(exc)}") from None
+    config = validate(CareConfig, values, "CARE configuration")
     if not request.target:
         raise InputError("CARE is supervised: give --target images paired with --source by file name")
     pairs = pair_by_name(request.source, request.target)
@@ -79,7 +75,10 @@ def train(request: TrainRequest) -> Path:
     src_norm, tgt_norm = [], []
     for s_list, t_list in zip(sources, targets):
         s_params = normalizer.fit(np.stack(s_list) if len(s_list) > 1 else s_list[0])
-        t_params = normalizer.fit(np.stack(t_list) if len(t_list) > 1 else t_list[0])
+        if config.target_normalization == "source":
+            t_params = s_params
+        else:
+            t_params = normalizer.fit(np.stack(t_list) if len(t_list) > 1 else t_list[0])
         src_norm += [normalizer.apply(s, s_params) for s in s_list]
         tgt_norm += [normalizer.apply(t, t_params) for t in t_list]
 

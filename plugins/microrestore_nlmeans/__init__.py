@@ -87,23 +87,9 @@ def estimate_poisson_gaussian(image: Any, **known: float | None) -> NoiseModel:
 
 
 def _validate(params: dict[str, Any] | None) -> NLMeansParams:
-    from pydantic import ValidationError
+    from microrestore.configs import validate
 
-    try:
-        return NLMeansParams(**(params or {}))
-    except ValidationError as exc:
-        raise InputError(f"--set for method 'nl-means': {_one_line(exc)}") from None
-    except TypeError as exc:  # non-string keys
-        raise InputError(f"--set for method 'nl-means': {exc}") from None
-
-
-def _one_line(exc: Any) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
-        msg = "unknown option" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
+    return validate(NLMeansParams, params, "--set for method 'nl-means'")
 
 
 @hookimpl

@@ -98,23 +98,9 @@ def load(model: str | Path | None, options: PredictOptions) -> RichardsonLucyPre
 
 
 def _validate(params: dict[str, Any] | None) -> RichardsonLucyParams:
-    from pydantic import ValidationError
+    from microrestore.configs import validate
 
-    try:
-        return RichardsonLucyParams(**(params or {}))
-    except ValidationError as exc:
-        raise InputError(f"--set for method 'richardson-lucy': {_one_line(exc)}") from None
-    except TypeError as exc:  # non-string keys
-        raise InputError(f"--set for method 'richardson-lucy': {exc}") from None
-
-
-def _one_line(exc: Any) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
-        msg = "unknown option" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
+    return validate(RichardsonLucyParams, params, "--set for method 'richardson-lucy'")
 
 
 @hookimpl

@@ -34,7 +34,12 @@ def sim(tmp_path_factory) -> Path:
 def model(sim, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "care"
     api.train(
-        "care", [sim / "noisy"], out, target=[sim / "clean"], steps=40, progress=False,
+        "care",
+        [sim / "noisy"],
+        out,
+        target=[sim / "clean"],
+        steps=40,
+        progress=False,
         config={"base_filters": 8, "batch_size": 4, "patch_size": 32, "validation_every": 20},
     )
     return out
@@ -73,8 +78,13 @@ def test_streamed_output_equals_in_memory(model, tmp_path, monkeypatch):
     tifffile.imwrite(tmp_path / "in.tif", (rng.poisson(30, (130, 150)) + 100).astype(np.uint16))
     api.restore_files([tmp_path / "in.tif"], tmp_path / "mem.tif", method="care", model=model)
     monkeypatch.setattr(api, "STREAM_BYTES", 0)
-    results = api.restore_files([tmp_path / "in.tif"], tmp_path / "stream.tif", method="care", model=model,
-                                options=PredictOptions(tile=64, overlap=16))
+    results = api.restore_files(
+        [tmp_path / "in.tif"],
+        tmp_path / "stream.tif",
+        method="care",
+        model=model,
+        options=PredictOptions(tile=64, overlap=16),
+    )
     assert results[0].streamed
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "mem.tif"), tifffile.imread(tmp_path / "stream.tif"))
 
@@ -88,7 +98,9 @@ def test_stack_is_restored_plane_by_plane(model):
 
 
 def test_training_refuses_to_overwrite_a_run(cli, sim, model):
-    result = cli("train", "care", "--source", sim / "noisy", "--target", sim / "clean", "-o", model, "--steps", "2", *TINY)
+    result = cli(
+        "train", "care", "--source", sim / "noisy", "--target", sim / "clean", "-o", model, "--steps", "2", *TINY
+    )
     assert result.exit_code == 2
     assert "--resume" in result.stderr
 
@@ -96,23 +108,64 @@ def test_training_refuses_to_overwrite_a_run(cli, sim, model):
 def test_unpaired_names_are_refused(cli, sim, tmp_path):
     (tmp_path / "t").mkdir()
     tifffile.imwrite(tmp_path / "t" / "other.tif", np.zeros((96, 96), np.float32))
-    result = cli("train", "care", "--source", sim / "noisy" / "field_000.tif", "--target", tmp_path / "t",
-                 "-o", tmp_path / "m", "--steps", "2", *TINY)
+    result = cli(
+        "train",
+        "care",
+        "--source",
+        sim / "noisy" / "field_000.tif",
+        "--target",
+        tmp_path / "t",
+        "-o",
+        tmp_path / "m",
+        "--steps",
+        "2",
+        *TINY,
+    )
     assert result.exit_code == 2 and "field_000.tif" in result.stderr
 
 
 def test_bad_config_key_is_one_line(cli, sim, tmp_path):
-    result = cli("train", "care", "--source", sim / "noisy", "--target", sim / "clean", "-o", tmp_path / "m",
-                 "--set", "learnig_rate=1")
+    result = cli(
+        "train",
+        "care",
+        "--source",
+        sim / "noisy",
+        "--target",
+        sim / "clean",
+        "-o",
+        tmp_path / "m",
+        "--set",
+        "learnig_rate=1",
+    )
     assert result.exit_code == 2 and "learnig_rate" in result.stderr and "Traceback" not in result.output
 
 
 @pytest.mark.slow
 def test_killed_training_resumes_to_the_same_step_count(sim, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "microrestore", "train", "care", "--source", str(sim / "noisy"), "--target",
-           str(sim / "clean"), "-o", str(out), "--steps", "400", "--device", "cpu", "-q", *TINY,
-           "--set", "checkpoint_every=10", "--set", "validation_every=50"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "microrestore",
+        "train",
+        "care",
+        "--source",
+        str(sim / "noisy"),
+        "--target",
+        str(sim / "clean"),
+        "-o",
+        str(out),
+        "--steps",
+        "400",
+        "--device",
+        "cpu",
+        "-q",
+        *TINY,
+        "--set",
+        "checkpoint_every=10",
+        "--set",
+        "validation_every=50",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
     checkpoints = out / "checkpoints"

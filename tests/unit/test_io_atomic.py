@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from microrestore.errors import InputError
-from microrestore.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from microrestore.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text, fsync_dir
 
 
 def test_success_renames_into_place(tmp_path):
@@ -62,3 +62,10 @@ def test_write_bytes_and_text(tmp_path):
     assert (tmp_path / "b.txt").read_text(encoding="utf-8") == "héllo\n"
     atomic_write_text(tmp_path / "b.txt", "again")
     assert (tmp_path / "b.txt").read_text() == "again"
+
+
+def test_fsync_dir_flushes_a_folder_and_ignores_errors(tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert fsync_dir(tmp_path) is None
+    assert fsync_dir(str(tmp_path / "missing")) is None  # a flush that cannot be done is not an error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
