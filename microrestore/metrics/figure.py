@@ -291,6 +291,10 @@ def draw_evaluation_figure(
     if not vmax > vmin:
         vmax = vmin + 1.0
     edges = np.linspace(vmin, vmax, bins + 1)
+    if any(img.dtype.kind in "iu" for _, img in images) and vmax - vmin < 4 * bins:
+        # Integer counts: one bin per integer (or a whole number of them), else empty bins comb the plot.
+        step = max(1, int(np.ceil((vmax - vmin + 1) / bins)))
+        edges = np.arange(np.floor(vmin) - 0.5, np.ceil(vmax) + step + 0.5, step)
     for name, img in images:
         counts, _ = np.histogram(img, bins=edges)
         dt = np.dtype(
