@@ -30,7 +30,9 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
         tile: int = typer.Option(None, "--tile", help="Tile size in pixels (default: chosen from free memory)."),
         overlap: int = typer.Option(32, "--overlap", help="Overlap between tiles in pixels."),
-        batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
+        batch_size: int = typer.Option(
+            None, "--batch-size", help="Tiles per forward pass (default: 1 on CPU, 4 on GPU)."
+        ),
         dtype: str = typer.Option("same", "--dtype", help="Output dtype: same (the input's), float32, uint16, ..."),
         settings: list[str] = typer.Option(None, "--set", help="Method option key=value (repeatable)."),
         skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that already exist."),
@@ -67,7 +69,7 @@ def _run(task: str, **kw: Any) -> None:
         raise InputError(f"give --method; {task} methods: {', '.join(known) or 'none installed'}")
     if kw["tile"] is not None and kw["tile"] < 16:
         raise InputError(f"--tile {kw['tile']} is too small (at least 16 pixels)")
-    if kw["overlap"] < 0 or kw["batch_size"] < 1:
+    if kw["overlap"] < 0 or (kw["batch_size"] is not None and kw["batch_size"] < 1):
         raise InputError("--overlap must be >= 0 and --batch-size >= 1")
     options = PredictOptions(
         device=kw["device"],

@@ -141,7 +141,45 @@ class NetworkPredictor:
         self.multiple = int(getattr(network, "size_multiple", 1))
         radius = int(getattr(network, "receptive_radius", options.overlap))
         self.halo = -(-radius // self.multiple) * self.multiple
+        # A local network (output depends only on inputs within its receptive radius) is exact with the halo
+        # alone, so its tiles need no blending overlap; instance norm, attention or FFT layers need one.
+        self.is_local = bool(getattr(network, "is_local", False))
+        self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
         self._torch = torch
+
+    def plan_tiles(self, spatial_shape: list[int]) -> tuple[tuple[int, ...], int]:
+        """Tile size per spatial axis and blending overlap for an image of ``spatial_shape``.
+
+        Tiles are balanced so that equal tiles cover each axis without overhanging it (a 2048 px axis with a
+        512 px limit gets four 512 px tiles, not five).
+        """
+        from microrestore.engine.tiling import choose_tile
+
+        overlap = 0 if self.is_local else self.options.overlap
+        if self.options.tile is None:
+            # On a CPU, tiles of about 512 px run faster per pixel than larger ones (cache); on a GPU the
+            # memory budget decides.
+            limit = 512 if self.device.type == "cpu" else 1024
+            tile = choose_tile(
+                spatial_shape,
+                self.ndim,
+                multiple=self.multiple,
+                halo=self.halo,
+                batch_size=self.batch_size,
+                device=self.device,
+                max_tile=limit,
+            )
+        else:
+            tile = (self.options.tile,) * len(spatial_shape)
+        m = self.multiple
+        balanced = []
+        for size, limit_t in zip(spatial_shape, tile):
+            limit_t = max(m, min(int(limit_t), -(-size // m) * m))
+            ov = min(overlap, limit_t - m)
+            count = max(1, -(-(size - ov) // (limit_t - ov)))
+            per_tile = -(-(size + (count - 1) * ov) // count)
+            balanced.append(max(-(-per_tile // m) * m, ov + m))
+        return tuple(balanced), overlap
 
     def forward(self, batch: Any) -> Any:
         """Run the network on a batch of normalised tiles."""
@@ -168,6 +206,8 @@ class NetworkPredictor:
             result = self.normalizer.invert(block, params)
             return self.output_transform(result) if self.output_transform else result
 
+        spatial_shape = [int(data.shape[image.axes.index(a)]) for a in layout.spatial]
+        tile, overlap = self.plan_tiles(spatial_shape)
         for done, index in enumerate(blocks):
             view = np.transpose(data[index], order)
             if layout.channel is None:
@@ -181,11 +221,11 @@ class NetworkPredictor:
                 self.forward,
                 view,
                 out_channels=self.out_channels,
-                tile=self.options.tile,
-                overlap=self.options.overlap,
+                tile=tile,
+                overlap=overlap,
                 halo=self.halo,
                 multiple=self.multiple,
-                batch_size=self.options.batch_size,
+                batch_size=self.batch_size,
                 device=self.device,
                 preprocess=pre,
                 postprocess=post,

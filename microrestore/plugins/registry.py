@@ -36,7 +36,8 @@ class PredictOptions:
     overlap
         Overlap between neighbouring tiles in pixels (blended with a smooth window).
     batch_size
-        Tiles per forward pass.
+        Tiles per forward pass; ``None`` chooses (1 on a CPU, where batching gains nothing and costs memory;
+        4 on a GPU).
     params
         Method-specific options (``--set key=value``), validated by the method's ``predict_schema``.
     on_progress
@@ -46,7 +47,7 @@ class PredictOptions:
     device: str = "auto"
     tile: int | None = None
     overlap: int = 32
-    batch_size: int = 4
+    batch_size: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     on_progress: Callable[[int, int], None] | None = None
 
