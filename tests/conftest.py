@@ -9,6 +9,15 @@ from pathlib import Path
 
 import pytest
 
+try:  # CI runs the same examples every time; locally hypothesis explores new ones.
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, deadline=None)
+    settings.register_profile("dev", deadline=None)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+except ImportError:  # pragma: no cover
+    pass
+
 #: Real data beside the project (../shared/data); absent in a user's clone, so tests that need it skip.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
