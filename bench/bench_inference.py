@@ -235,7 +235,9 @@ def main() -> None:
         f"{m['peak_anon_mib'] - small['peak_anon_mib']:+.0f} MiB against a 16x smaller image: memory follows the "
         f"tile budget, not the image. With `--tile 256` the whole process peaks at {m256['peak_anon_mib']:.0f} MiB "
         f"({m256['peak_anon_mib'] / m256['float32_mib']:.2f} x the image's float32 size), "
-        f"{m256['seconds'] / m['seconds']:.2f} x the time of the default tile.",
+        f"{m256['seconds'] / m['seconds']:.2f} x the time of the default tile. The peak of one process varies "
+        "between runs by up to about 200 MiB (sampled by another process: 300-320 MiB for the 8192^2 image with "
+        "tile 256 when run alone; heap arenas of torch's threads), so compare rows of one run.",
     ]
     if not args.no_write:
         write_section(ROOT / "docs" / "benchmarks.md", "Inference", "\n".join(lines))
