@@ -61,12 +61,11 @@ def evaluate(
         typer.echo(json.dumps(rows, indent=2))
     else:
         table = Table(title=f"{prediction.name} vs {ground_truth.name}")
-        table.add_column("image")
-        keys = list(rows["prediction"])
-        for key in keys:
-            table.add_column(key, justify="right")
-        for name, values in rows.items():
-            table.add_row(name, *(_fmt(values[k]) for k in keys))
+        table.add_column("metric")
+        for name in rows:
+            table.add_column(name, justify="right")
+        for key in rows["prediction"]:
+            table.add_row(key, *(_fmt(values[key]) for values in rows.values()))
         stdout.print(table)
     if figure is not None:
         console.print(f"figure written to {figure}")
