@@ -35,7 +35,13 @@ def _clean_plugin_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test sees freshly loaded plugins and no plugin-related environment from the caller."""
     from microrestore.plugins import reset
 
-    for name in ("MICRORESTORE_LOAD_PLUGINS", "MICRORESTORE_STRICT_PLUGINS", "MICRORESTORE_TRACE_PLUGINS"):
+    for name in (
+        "MICRORESTORE_LOAD_PLUGINS",
+        "MICRORESTORE_STRICT_PLUGINS",
+        "MICRORESTORE_TRACE_PLUGINS",
+        "MICRORESTORE_ZOO_URL",
+        "MICRORESTORE_OFFLINE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MICRORESTORE_CACHE", str(Path(os.environ.get("TMPDIR", "/tmp")) / "microrestore-test-cache"))
     reset()

@@ -1,4 +1,4 @@
-"""``microrestore zoo``: list, inspect, verify and rebuild models of the zoo."""
+"""``microrestore zoo``: list, inspect, pull, verify and rebuild models of the zoo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.table import Table
 
 from microrestore.cli.common import console, stdout
 
-app = typer.Typer(help="The model zoo: list, inspect, verify and rebuild models.", no_args_is_help=True)
+app = typer.Typer(help="The model zoo: list, inspect, pull, verify and rebuild models.", no_args_is_help=True)
 
 
 def add_commands(root: typer.Typer) -> None:
@@ -20,8 +20,9 @@ def add_commands(root: typer.Typer) -> None:
 
 @app.command("list")
 def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List the zoo's models."""
+    """List the zoo's models and whether each is in the download cache."""
     from microrestore.zoo import entries
+    from microrestore.zoo.fetch import cached_state
 
     rows = [
         {
@@ -30,6 +31,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
             "task": e.task,
             "version": e.version,
             "bundled": e.bundled,
+            "cached": None if e.bundled else cached_state(e),
             "license": e.license,
             "description": e.description,
         }
@@ -39,7 +41,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="microrestore zoo")
-    for column in ("id", "method", "task", "version", "bundled", "license", "description"):
+    for column in ("id", "method", "task", "version", "bundled", "cached", "license", "description"):
         table.add_column(column)
     for r in rows:
         table.add_row(
@@ -48,6 +50,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
             r["task"],
             str(r["version"]),
             "yes" if r["bundled"] else "no",
+            "-" if r["cached"] is None else r["cached"],
             r["license"],
             r["description"],
         )
@@ -70,18 +73,79 @@ def info(model_id: str = typer.Argument(..., help="Zoo id.")) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+@app.command("pull")
+def pull(
+    model_id: str = typer.Argument(..., help="Zoo id."),
+    offline: bool = typer.Option(
+        False, "--offline", help="Use only the cache (as MICRORESTORE_OFFLINE=1); fail if the model is not there."
+    ),
+) -> None:
+    """Download a model into the cache (sha256-verified) and print its folder."""
+    import time
+
+    from microrestore.errors import InputError
+    from microrestore.zoo import BUNDLED_DIR, entries, verify_files
+    from microrestore.zoo.fetch import fetch_model
+
+    entry = entries().get(model_id)
+    if entry is None:
+        raise InputError(f"unknown model {model_id!r}; see 'microrestore zoo list'")
+    start = time.perf_counter()
+    if entry.bundled:
+        folder = BUNDLED_DIR / entry.id
+        verify_files(entry, folder)
+        note = "bundled with microrestore; nothing to download"
+    else:
+        actions: list[str] = []
+
+        def on_file(name: str, action: str) -> None:
+            actions.append(action)
+            console.print(f"{action:<10}  {name}")
+
+        folder = fetch_model(entry, offline=True if offline else None, on_file=on_file)
+        note = f"{actions.count('downloaded')} downloaded, {actions.count('cached')} already cached"
+    size = sum((folder / item["name"]).stat().st_size for item in entry.files)
+    elapsed = time.perf_counter() - start
+    console.print(
+        f"{entry.id} {entry.version}: {len(entry.files)} file(s), {_size(size)}, sha256 verified, "
+        f"{elapsed:.2f} s ({note})"
+    )
+    stdout.print(str(folder))
+
+
 @app.command("verify")
 def verify() -> None:
-    """Check every bundled model's files against their sha256."""
+    """Check every bundled model, and every cached downloaded model, against its sha256."""
+    from microrestore.errors import InputError
     from microrestore.zoo import BUNDLED_DIR, entries, verify_files
+    from microrestore.zoo.fetch import cached_state, model_dir
 
-    count = 0
+    bundled = cached = 0
+    failed: list[str] = []
     for entry in entries().values():
         if entry.bundled:
-            verify_files(entry, BUNDLED_DIR / entry.id)
-            count += 1
-            console.print(f"ok  {entry.id}")
-    console.print(f"{count} bundled model(s) verified")
+            folder, kind = BUNDLED_DIR / entry.id, "bundled"
+        elif cached_state(entry) != "no":
+            folder, kind = model_dir(entry), "cached"
+        else:
+            continue
+        try:
+            verify_files(entry, folder)
+        except InputError as exc:
+            failed.append(entry.id)
+            console.print(f"[bold red]FAILED[/]  {entry.id} ({kind}): {exc}")
+            continue
+        if kind == "bundled":
+            bundled += 1
+        else:
+            cached += 1
+        console.print(f"ok  {entry.id} ({kind})")
+    console.print(f"{bundled} bundled and {cached} cached model(s) verified")
+    if failed:
+        raise InputError(
+            f"{len(failed)} model(s) failed verification: {', '.join(failed)} "
+            "(run 'microrestore zoo pull ID' to download a cached model again)"
+        )
 
 
 @app.command("train")
@@ -98,3 +162,12 @@ def train(
     path = build(recipe, output, workdir, device=device)
     for name in ("config.yaml", "weights.safetensors"):
         console.print(f"{name}: sha256 {sha256_of(path / name)}")
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"  # pragma: no cover

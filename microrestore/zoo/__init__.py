@@ -1,9 +1,10 @@
 """Model references: zoo ids, bundled models and model folders.
 
 The registry is one YAML file per model in the project's ``zoo/models/`` folder (shipped inside the wheel as
-``microrestore/zoo/registry``). Small default models ship inside the package under ``bundled/<id>/``; their
-files are verified against the sha256 recorded in the registry every time they are used, the same check a
-download gets.
+``microrestore/zoo/registry``). Small default models ship inside the package under ``bundled/<id>/``; the
+others are downloaded on first use into a per-user cache (:mod:`microrestore.zoo.fetch`). Either way, every
+file is verified against the sha256 recorded in the registry every time it is used (:func:`verify_files`).
+See ``docs/zoo.md``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def verify_files(entry: ZooEntry, folder: Path) -> None:
 def resolve_model(ref: str | Path) -> Path:
     """Turn a ``--model`` value into a local model folder.
 
-    ``ref`` is a model folder, its ``config.yaml``, or a zoo id. Bundled zoo models are verified by sha256.
+    ``ref`` is a model folder, its ``config.yaml``, or a zoo id. Bundled zoo models are verified by sha256;
+    other zoo models are fetched into the cache (or found there) and verified by sha256
+    (:func:`microrestore.zoo.fetch.fetch_model`; ``MICRORESTORE_OFFLINE=1`` uses only the cache).
     """
     path = Path(ref).expanduser()
     if path.is_dir():
@@ -108,4 +111,6 @@ def resolve_model(ref: str | Path) -> Path:
         folder = BUNDLED_DIR / entry.id
         verify_files(entry, folder)
         return folder
-    raise InputError(f"model {entry.id!r} is not bundled and downloads are not available in this version")
+    from microrestore.zoo.fetch import fetch_model
+
+    return fetch_model(entry)
