@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import typer
 
 from microrestore import __version__
-from microrestore.cli import evaluate, listing, restore, simulate, train, zoo
+from microrestore.cli import evaluate, export, listing, restore, simulate, train, zoo
 from microrestore.cli.common import console
 from microrestore.errors import MicrorestoreError
 
@@ -58,6 +58,7 @@ def build_app(*, with_plugins: bool = True) -> typer.Typer:
     simulate.add_commands(app)
     listing.add_commands(app)
     zoo.add_commands(app)
+    export.add_commands(app)
     from microrestore.cli import demo
 
     demo.add_commands(app)

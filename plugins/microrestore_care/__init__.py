@@ -20,7 +20,13 @@ DEFAULT_MODEL = "care-demo-2d"
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
-    """Load a CARE model folder (or zoo id) into a tiled predictor."""
+    """Load a CARE model folder, zoo id or bioimage.io package into a tiled predictor."""
+    from microrestore.bioimage.importer import is_bioimage_package
+
+    if is_bioimage_package(model):
+        from microrestore.bioimage.importer import load_bioimage_predictor
+
+        return load_bioimage_predictor(model, options)
     from microrestore.engine.modeldir import load_model
     from microrestore.engine.predictor import NetworkPredictor
     from microrestore.nn import build_network

@@ -298,5 +298,3 @@ def test_api_restore_runs_the_method() -> None:
     assert out.shape == noisy.data.shape and out.dtype == np.float32
     with pytest.raises(InputError, match="unknown option"):
         api.restore(noisy, "nl-means", strength=1)
-
-
