@@ -171,3 +171,14 @@ def _size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"  # pragma: no cover
+
+
+@app.command("cards")
+def cards(
+    output: Path = typer.Option(Path("docs/models"), "-o", "--output", help="Folder for the Markdown cards."),
+) -> None:
+    """Write one Markdown model card per registry entry (and an index)."""
+    from microrestore.zoo.cards import write_cards
+
+    for path in write_cards(output):
+        console.print(f"wrote {path}")
