@@ -16,6 +16,7 @@ def render_card(entry: ZooEntry) -> str:
     """Return the Markdown model card of ``entry``."""
     import yaml
 
+    usage = f"microrestore {entry.task} IN -o OUT --method {entry.method} --model {entry.id}"
     lines = [
         f"# {entry.id}",
         "",
@@ -23,7 +24,7 @@ def render_card(entry: ZooEntry) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| method | `{entry.method}` (`microrestore {entry.task} IN -o OUT --method {entry.method} --model {entry.id}`) |",
+        f"| method | `{entry.method}` (`{usage}`) |",
         f"| task | {entry.task} |",
         f"| version | {entry.version} |",
         f"| licence | {entry.license} |",
