@@ -26,8 +26,10 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="microrestore plugins")
-    for column in ("plugin", "version", "module", "hooks", "status"):
-        table.add_column(column)
+    for column in ("plugin", "version", "module"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("hooks")
+    table.add_column("status")
     for row in rows:
         status = f"[red]{row['error']}[/]" if row["error"] else "[green]ok[/]"
         table.add_row(row["name"], row["version"], row["module"], ", ".join(row["hooks"]), status)
@@ -48,7 +50,7 @@ def methods(
             "task": m.task,
             "plugin": m.plugin,
             "version": m.plugin_version,
-            "default_model": m.default_model or ("none needed" if not m.needs_model else ""),
+            "default_model": m.default_model or ("none needed" if not m.needs_model else "none yet: train one"),
             "trainable": m.train is not None,
             "summary": m.summary,
         }
@@ -59,8 +61,9 @@ def methods(
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="microrestore methods")
-    for column in ("method", "task", "plugin", "version", "default model", "trainable", "summary"):
-        table.add_column(column)
+    for column in ("method", "task", "plugin", "version", "default model", "trainable"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("summary", ratio=1)
     for r in rows:
         table.add_row(
             r["name"],
