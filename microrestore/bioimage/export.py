@@ -39,6 +39,8 @@ DEFAULT_LICENSE = "BSD-3-Clause"
 DEFAULT_AUTHORS = ("microrestore developers",)
 #: Largest edge of the test tensors (they are cropped from the sample).
 TEST_EDGE = 256
+#: Files of the model folder attached unchanged to the package (see :mod:`microrestore.zoo.package`).
+NATIVE_MEMBERS = ("config.yaml", "weights.safetensors")
 
 _log = logging.getLogger(__name__)
 
@@ -414,6 +416,8 @@ def build_description(
         license=v0_5.LicenseId(licence),
         documentation=v0_5.FileDescr(source=readme),
         covers=[v0_5.FileDescr(source=cover)],
+        # microrestore's own model folder, byte for byte: ``microrestore.zoo.package`` loads it natively
+        attachments=[v0_5.FileDescr(source=folder / member) for member in NATIVE_MEMBERS],
         tags=list(info["tags"]) if ndim == 2 else [t if t != "2d" else "3d" for t in info["tags"]],
         inputs=inputs,
         outputs=outputs,

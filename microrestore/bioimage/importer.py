@@ -22,17 +22,23 @@ from microrestore.plugins.registry import PredictOptions
 CPU_TILE = 512
 
 
-def is_bioimage_package(model: str | Path | None) -> bool:
-    """Whether ``model`` names a bioimage.io package: a ``.zip`` file, an ``rdf.yaml`` or ``*.bioimageio.yaml``.
+def is_bioimage_package(model: str | Path | None, method: str | None = None) -> bool:
+    """Whether ``model`` is a foreign bioimage.io package, to be run through ``bioimageio.core``.
 
-    Only looks at the name (and that a ``.zip`` or yaml exists); never imports bioimageio.
+    True for an ``rdf.yaml``, a ``*.bioimageio.yaml`` and a ``.zip``, except a ``.zip`` that carries
+    microrestore's own model folder (``config.yaml`` + ``weights.safetensors``, as ``microrestore export``
+    attaches them) for ``method`` (any method when None): that one is loaded natively by
+    :func:`microrestore.zoo.resolve_model` (exact microrestore prediction, output in the input's units).
+    This is the one place that decides; it never imports bioimageio.
     """
     if model is None:
         return False
     path = Path(model).expanduser()
     name = path.name.lower()
     if name.endswith(".zip"):
-        return True
+        from microrestore.zoo.package import has_microrestore_model
+
+        return not has_microrestore_model(path, method)
     return name == "rdf.yaml" or name.endswith("bioimageio.yaml")
 
 

@@ -84,15 +84,16 @@ def pull(
     import time
 
     from microrestore.errors import InputError
-    from microrestore.zoo import BUNDLED_DIR, entries, verify_files
+    from microrestore.zoo import bundled_folder, entries, package_name, verify_files
     from microrestore.zoo.fetch import fetch_model
+    from microrestore.zoo.package import open_model_package
 
     entry = entries().get(model_id)
     if entry is None:
         raise InputError(f"unknown model {model_id!r}; see 'microrestore zoo list'")
     start = time.perf_counter()
     if entry.bundled:
-        folder = BUNDLED_DIR / entry.id
+        folder = bundled_folder(entry)
         verify_files(entry, folder)
         note = "bundled with microrestore; nothing to download"
     else:
@@ -105,6 +106,9 @@ def pull(
         folder = fetch_model(entry, offline=True if offline else None, on_file=on_file)
         note = f"{actions.count('downloaded')} downloaded, {actions.count('cached')} already cached"
     size = sum((folder / item["name"]).stat().st_size for item in entry.files)
+    package = package_name(entry)
+    if package is not None:  # a BioImage Model Zoo package: its microrestore model folder, extracted
+        folder = open_model_package(folder / package, sha256=str(entry.files[0]["sha256"]))
     elapsed = time.perf_counter() - start
     console.print(
         f"{entry.id} {entry.version}: {len(entry.files)} file(s), {_size(size)}, sha256 verified, "
@@ -117,14 +121,14 @@ def pull(
 def verify() -> None:
     """Check every bundled model, and every cached downloaded model, against its sha256."""
     from microrestore.errors import InputError
-    from microrestore.zoo import BUNDLED_DIR, entries, verify_files
+    from microrestore.zoo import bundled_folder, entries, verify_files
     from microrestore.zoo.fetch import cached_state, model_dir
 
     bundled = cached = 0
     failed: list[str] = []
     for entry in entries().values():
         if entry.bundled:
-            folder, kind = BUNDLED_DIR / entry.id, "bundled"
+            folder, kind = bundled_folder(entry), "bundled"
         elif cached_state(entry) != "no":
             folder, kind = model_dir(entry), "cached"
         else:

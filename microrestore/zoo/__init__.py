@@ -4,6 +4,9 @@ The registry is one YAML file per model in the project's ``zoo/models/`` folder 
 ``microrestore/zoo/registry``). Small default models ship inside the package under ``bundled/<id>/``; the
 others are downloaded on first use into a per-user cache (:mod:`microrestore.zoo.fetch`). Either way, every
 file is verified against the sha256 recorded in the registry every time it is used (:func:`verify_files`).
+A model may be stored as one BioImage Model Zoo package (``bundled/<id>.zip`` or a downloaded ``.zip``) that
+carries microrestore's model folder; it is verified as a whole, then opened natively
+(:mod:`microrestore.zoo.package`).
 See ``docs/zoo.md``.
 """
 
@@ -86,20 +89,45 @@ def verify_files(entry: ZooEntry, folder: Path) -> None:
             )
 
 
+def package_name(entry: ZooEntry) -> str | None:
+    """The file name when ``entry`` is stored as one BioImage Model Zoo package (a single ``.zip``), else None."""
+    if len(entry.files) == 1 and str(entry.files[0].get("name", "")).lower().endswith(".zip"):
+        return str(entry.files[0]["name"])
+    return None
+
+
+def bundled_folder(entry: ZooEntry) -> Path:
+    """Where a bundled entry's files are: ``bundled/`` for a package (``bundled/<id>.zip``), else ``bundled/<id>/``."""
+    return BUNDLED_DIR if package_name(entry) is not None else BUNDLED_DIR / entry.id
+
+
 def resolve_model(ref: str | Path) -> Path:
     """Turn a ``--model`` value into a local model folder.
 
-    ``ref`` is a model folder, its ``config.yaml``, or a zoo id. Bundled zoo models are verified by sha256;
-    other zoo models are fetched into the cache (or found there) and verified by sha256
-    (:func:`microrestore.zoo.fetch.fetch_model`; ``MICRORESTORE_OFFLINE=1`` uses only the cache).
+    ``ref`` is a model folder, its ``config.yaml``, a ``.zip`` package carrying a microrestore model (see
+    :mod:`microrestore.zoo.package`), or a zoo id. Bundled zoo models are verified by sha256; other zoo models
+    are fetched into the cache (or found there) and verified by sha256
+    (:func:`microrestore.zoo.fetch.fetch_model`; ``MICRORESTORE_OFFLINE=1`` uses only the cache). A zoo model
+    stored as a package is verified as a whole (the zip's sha256), then its model folder is extracted into the
+    cache (:func:`microrestore.zoo.package.open_model_package`).
     """
+    from microrestore.zoo.package import has_microrestore_model, open_model_package
+
     path = Path(ref).expanduser()
     if path.is_dir():
         return path
     if path.is_file():
         if path.name in ("config.yaml", "config.yml", "config.json"):
             return path.parent
-        raise InputError("not a model folder or its config.yaml", path)
+        if path.suffix.lower() == ".zip":
+            if not has_microrestore_model(path):
+                raise InputError(
+                    "this bioimage.io package carries no microrestore model (config.yaml and weights.safetensors); "
+                    "load it through the bioimageio importer (microrestore.bioimage.load_bioimage_predictor)",
+                    path,
+                )
+            return open_model_package(path)
+        raise InputError("not a model folder, its config.yaml or a .zip package", path)
     known = entries()
     entry = known.get(str(ref))
     if entry is None:
@@ -108,9 +136,13 @@ def resolve_model(ref: str | Path) -> Path:
         listing = ", ".join(sorted(known)) or "none"
         raise InputError(f"unknown model {str(ref)!r}: not a folder and not a zoo id (known ids: {listing})")
     if entry.bundled:
-        folder = BUNDLED_DIR / entry.id
+        folder = bundled_folder(entry)
         verify_files(entry, folder)
-        return folder
-    from microrestore.zoo.fetch import fetch_model
+    else:
+        from microrestore.zoo.fetch import fetch_model
 
-    return fetch_model(entry)
+        folder = fetch_model(entry)
+    name = package_name(entry)
+    if name is None:
+        return folder
+    return open_model_package(folder / name, sha256=str(entry.files[0]["sha256"]))

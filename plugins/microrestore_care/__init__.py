@@ -20,10 +20,14 @@ DEFAULT_MODEL = "care-demo-2d"
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
-    """Load a CARE model folder, zoo id or bioimage.io package into a tiled predictor."""
+    """Load a CARE model folder, zoo id or bioimage.io package into a tiled predictor.
+
+    A ``.zip`` exported by microrestore (it carries the CARE model folder) is loaded natively; any other
+    bioimage.io package runs through ``bioimageio.core``.
+    """
     from microrestore.bioimage.importer import is_bioimage_package
 
-    if is_bioimage_package(model):
+    if is_bioimage_package(model, method="care"):
         from microrestore.bioimage.importer import load_bioimage_predictor
 
         return load_bioimage_predictor(model, options)

@@ -99,12 +99,14 @@ def test_tampered_bundled_model_is_refused(tmp_path, monkeypatch):
     from microrestore import zoo
     from microrestore.errors import InputError
 
+    monkeypatch.setenv("MICRORESTORE_CACHE", str(tmp_path / "cache"))
     bundled = tmp_path / "bundled"
     shutil.copytree(zoo.BUNDLED_DIR, bundled)
-    weights = bundled / "care-demo-2d" / "weights.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-10] ^= 0xFF
-    weights.write_bytes(bytes(data))
     monkeypatch.setattr(zoo, "BUNDLED_DIR", bundled)
-    with pytest.raises(InputError, match="sha256"):
+    assert zoo.resolve_model("care-demo-2d").is_dir()  # the model is extracted into the cache once...
+    package = bundled / "care-demo-2d.zip"
+    data = bytearray(package.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    package.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="sha256"):  # ...and the zip is still verified on every use
         zoo.resolve_model("care-demo-2d")

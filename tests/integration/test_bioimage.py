@@ -80,6 +80,41 @@ def test_package_passes_test_model_and_declares_what_we_compute(package: Path) -
     assert "# Validation" in readme and "normalised units" in readme
 
 
+def test_package_carries_the_model_folder_unchanged(trained: tuple[Path, Path], package: Path) -> None:
+    """The package attaches config.yaml and weights.safetensors; microrestore loads them natively and exactly."""
+    from bioimageio.core import load_model_description
+    from microrestore_care import load
+
+    from microrestore.bioimage import is_bioimage_package
+    from microrestore.bioimage.importer import BioimagePredictor
+    from microrestore.engine.predictor import NetworkPredictor
+
+    model, data = trained
+    with zipfile.ZipFile(package) as archive:
+        for name in ("config.yaml", "weights.safetensors"):
+            assert archive.read(name) == (model / name).read_bytes()
+    attached = {str(a.source) for a in load_model_description(package).attachments}
+    assert attached == {"config.yaml", "weights.safetensors"}
+    assert not is_bioimage_package(package, "care") and is_bioimage_package(package, "n2v")
+    predictor = load(str(package), PredictOptions(device="cpu"))
+    assert isinstance(predictor, NetworkPredictor) and not isinstance(predictor, BioimagePredictor)
+    image = _image(data)
+    np.testing.assert_array_equal(predictor.predict(image), _native(model, image))
+
+
+def test_bundled_package_loads_in_bioimageio() -> None:
+    """The zoo's bundled care-demo-2d.zip is a valid bioimage.io package: bioimageio.core loads and tests it."""
+    from bioimageio.core import load_model_description, test_model
+    from bioimageio.spec.model import v0_5
+
+    from microrestore import zoo
+
+    package = zoo.BUNDLED_DIR / "care-demo-2d.zip"
+    descr = load_model_description(package)
+    assert isinstance(descr, v0_5.ModelDescr)
+    assert test_model(descr, devices=["cpu"]).status == "passed"
+
+
 @pytest.mark.parametrize("tile", [None, 40])
 def test_reloaded_package_predicts_like_microrestore(
     trained: tuple[Path, Path], package: Path, tile: int | None

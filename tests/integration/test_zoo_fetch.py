@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import shutil
 import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +23,14 @@ from microrestore.zoo import fetch
 
 MODEL_ID = "care-fetch-test"
 FILES = ("config.yaml", "weights.safetensors", "metrics.csv")
+
+
+def _model_files() -> dict[str, bytes]:
+    """A folder-style copy of care-demo-2d: the model folder carried by the bundled package, plus a metrics.csv."""
+    with zipfile.ZipFile(zoo.BUNDLED_DIR / "care-demo-2d.zip") as archive:
+        files = {name: archive.read(name) for name in FILES[:2]}
+    files["metrics.csv"] = b"step,loss\n1500,0.05\n"
+    return files
 
 
 @dataclass
@@ -64,8 +74,8 @@ def _handler(state: Server) -> type[SimpleHTTPRequestHandler]:
 def server(tmp_path: Path) -> Iterator[Server]:
     root = tmp_path / "served"
     (root / MODEL_ID).mkdir(parents=True)
-    for name in FILES:
-        shutil.copy2(zoo.BUNDLED_DIR / "care-demo-2d" / name, root / MODEL_ID / name)
+    for name, data in _model_files().items():
+        (root / MODEL_ID / name).write_bytes(data)
     state = Server(root=root, url="")
     handler = functools.partial(_handler(state), directory=str(root))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -91,7 +101,7 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy2(source, folder / source.name)
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
     data.update(id=MODEL_ID, bundled=False, version="3", description="non-bundled copy of care-demo-2d")
-    data["files"] = [{"name": f["name"], "sha256": f["sha256"]} for f in data["files"]]
+    data["files"] = [{"name": n, "sha256": hashlib.sha256(b).hexdigest()} for n, b in _model_files().items()]
     (folder / f"{MODEL_ID}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     monkeypatch.setattr(zoo, "registry_dir", lambda: folder)
     return folder
@@ -272,3 +282,27 @@ def test_damaged_cached_file_is_dropped_when_the_server_copy_is_bad_too(env: Pat
         fetch.fetch_model(entry)
     assert not (folder / "weights.safetensors").exists()
     assert fetch.cached_state(entry) == "partial"
+
+
+def test_fetched_package_is_verified_then_opened_natively(cli, env: Path, server: Server, registry: Path) -> None:
+    """A non-bundled entry stored as one BioImage Model Zoo package: downloaded, sha256-checked, extracted once."""
+    package_id = "care-fetch-package"
+    (server.root / package_id).mkdir()
+    shutil.copy2(zoo.BUNDLED_DIR / "care-demo-2d.zip", server.root / package_id / "model.zip")
+    data = yaml.safe_load((registry / "care-demo-2d.yaml").read_text(encoding="utf-8"))
+    data.update(id=package_id, bundled=False, version="1")
+    data["files"] = [{"name": "model.zip", "sha256": data["files"][0]["sha256"]}]
+    (registry / f"{package_id}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    result = cli("zoo", "pull", package_id)
+    assert result.exit_code == 0, result.output
+    folder = Path(result.stdout.strip())
+    assert folder.parent == env / "packages"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "weights.safetensors"]
+    assert (env / package_id / "1" / "model.zip").is_file()
+    assert zoo.resolve_model(package_id) == folder == zoo.resolve_model("care-demo-2d")  # same zip, same folder
+    assert server.paths == [f"/{package_id}/model.zip"]
+
+    _corrupt(env / package_id / "1" / "model.zip")  # a damaged cached zip is downloaded again, then opened
+    assert zoo.resolve_model(package_id) == folder
+    assert server.paths == [f"/{package_id}/model.zip"] * 2

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
+import hashlib
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -91,35 +92,45 @@ def test_entry_needs_files_with_sha256() -> None:
         fetch.fetch_model(_entry(files=[{"name": "a", "sha256": "abc"}]), offline=True)
 
 
+def _bundled_members() -> dict[str, bytes]:
+    """The model folder carried by the bundled care-demo-2d package."""
+    with zipfile.ZipFile(zoo.BUNDLED_DIR / "care-demo-2d.zip") as archive:
+        return {name: archive.read(name) for name in ("config.yaml", "weights.safetensors")}
+
+
 def test_offline_uses_only_a_verified_cache(tmp_path: Path) -> None:
-    bundled = zoo.entries()["care-demo-2d"]
-    entry = _entry(files=bundled.files)
+    members = _bundled_members()
+    files = [{"name": n, "sha256": hashlib.sha256(b).hexdigest()} for n, b in members.items()]
+    entry = _entry(files=files)
     with pytest.raises(InputError, match="model 'm1' is not in the cache and offline mode is on"):
         fetch.fetch_model(entry, offline=True)
     assert fetch.cached_state(entry) == "no"
     folder = fetch.model_dir(entry)
     folder.mkdir(parents=True)
-    shutil.copy2(zoo.BUNDLED_DIR / "care-demo-2d" / "config.yaml", folder)
+    (folder / "config.yaml").write_bytes(members["config.yaml"])
     assert fetch.cached_state(entry) == "partial"
     with pytest.raises(InputError, match="offline mode is on"):
         fetch.fetch_model(entry, offline=True)
-    for item in bundled.files:
-        shutil.copy2(zoo.BUNDLED_DIR / "care-demo-2d" / item["name"], folder)
+    for name, data in members.items():
+        (folder / name).write_bytes(data)
     assert fetch.cached_state(entry) == "yes"
     seen: list[tuple[str, str]] = []
     assert fetch.fetch_model(entry, offline=True, on_file=lambda n, a: seen.append((n, a))) == folder
-    assert {a for _, a in seen} == {"cached"} and len(seen) == len(bundled.files)
-    (folder / "metrics.csv").write_text("tampered\n")
+    assert {a for _, a in seen} == {"cached"} and len(seen) == len(files)
+    (folder / "config.yaml").write_text("tampered\n")
     with pytest.raises(InputError, match="sha256"):
         fetch.fetch_model(entry, offline=True)
 
 
-def test_resolve_model_keeps_bundled_and_folders(tmp_path: Path) -> None:
-    assert zoo.resolve_model("care-demo-2d") == zoo.BUNDLED_DIR / "care-demo-2d"
-    assert zoo.resolve_model(zoo.BUNDLED_DIR / "care-demo-2d") == zoo.BUNDLED_DIR / "care-demo-2d"
+def test_resolve_model_keeps_folders_and_opens_the_bundled_package(tmp_path: Path) -> None:
+    folder = zoo.resolve_model("care-demo-2d")
+    assert folder.parent == tmp_path / "cache" / "packages"  # the package's model folder, extracted once
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "weights.safetensors"]
+    assert zoo.resolve_model(folder) == folder
+    assert zoo.resolve_model(folder / "config.yaml") == folder
+    assert zoo.resolve_model(zoo.BUNDLED_DIR / "care-demo-2d.zip") == folder  # the same zip, the same folder
     with pytest.raises(InputError, match="unknown model"):
         zoo.resolve_model("no-such-model")
-    assert not (tmp_path / "cache").exists()  # bundled models never touch the cache
 
 
 def test_resolve_model_fetches_non_bundled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -151,6 +162,6 @@ def test_zoo_cli_list_shows_cached_column(cli) -> None:
 def test_zoo_cli_pull_of_a_bundled_model(cli) -> None:
     result = cli("zoo", "pull", "care-demo-2d")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == str(zoo.BUNDLED_DIR / "care-demo-2d")
+    assert result.stdout.strip() == str(zoo.resolve_model("care-demo-2d"))
     assert "nothing to download" in result.stderr
     assert cli("zoo", "pull", "no-such-model").exit_code == 2
