@@ -706,6 +706,26 @@ class Trainer:
         return {k: float(v) for k, v in last_row.items()}
 
 
+def trainer_config(method_config: Any, device: str = "auto", **overrides: Any) -> TrainerConfig:
+    """A :class:`TrainerConfig` from a method's configuration.
+
+    Reads the fields every trainable method's configuration has: ``steps``, ``batch_size``, ``seed``,
+    ``precision``, ``checkpoint_every`` and ``validation_every``; ``overrides`` replace any of the result's
+    fields.
+    """
+    values: dict[str, Any] = {
+        "steps": method_config.steps,
+        "batch_size": method_config.batch_size,
+        "seed": method_config.seed,
+        "device": device,
+        "precision": method_config.precision,
+        "checkpoint_every": method_config.checkpoint_every,
+        "val_every": method_config.validation_every,
+    }
+    values.update(overrides)
+    return TrainerConfig(**values)
+
+
 def constant_then_linear_decay(step: int, total: int, decay_start: float = 0.5) -> float:
     """Learning-rate factor: 1 for the first ``decay_start`` share of the steps, then linearly down to 0.
 

@@ -35,7 +35,7 @@ from microrestore.engine.modeldir import save_model
 from microrestore.engine.normalization import FixedNormalizer, subsample
 from microrestore.engine.patches import PatchSampler
 from microrestore.engine.pools import ImagePool
-from microrestore.engine.trainer import Trainer, TrainerConfig, constant_then_linear_decay
+from microrestore.engine.trainer import Trainer, constant_then_linear_decay, trainer_config
 from microrestore.errors import InputError
 from microrestore.losses.basic import l1, lsgan_loss
 from microrestore.nn import PatchGAN, ResnetGenerator, UNetGenerator
@@ -524,15 +524,7 @@ def train(request: TrainRequest) -> Path:
         task,
         sampler.sample,
         request.output,
-        TrainerConfig(
-            steps=config.steps,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            device=request.device,
-            precision=config.precision,
-            checkpoint_every=config.checkpoint_every,
-            val_every=config.validation_every,
-        ),
+        trainer_config(config, request.device),
         progress=request.progress,
         validation_batch=validation,
     )

@@ -16,7 +16,7 @@ from microrestore.engine.datasets import check_pair_shapes, load_samples, pair_b
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.normalization import PercentileNormalizer
 from microrestore.engine.patches import PatchSampler, split_validation
-from microrestore.engine.trainer import Trainer, TrainerConfig, constant_then_linear_decay
+from microrestore.engine.trainer import Trainer, constant_then_linear_decay, trainer_config
 from microrestore.errors import InputError
 from microrestore.nn import UNet
 from microrestore.plugins.registry import TrainRequest
@@ -117,15 +117,7 @@ def train(request: TrainRequest) -> Path:
         task,
         sampler.sample,
         request.output,
-        TrainerConfig(
-            steps=config.steps,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            device=request.device,
-            precision=config.precision,
-            checkpoint_every=config.checkpoint_every,
-            val_every=config.validation_every,
-        ),
+        trainer_config(config, request.device),
         progress=request.progress,
         validation_batch=validation,
     )
