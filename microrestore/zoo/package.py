@@ -200,11 +200,22 @@ def _member_digests(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo],
 
 def packages_dir(cache_root: str | Path | None = None) -> Path:
     """Folder holding extracted packages: ``<cache>/packages`` (``cache_root`` or :func:`fetch.cache_dir`)."""
-    if cache_root is None:
-        from microrestore.zoo.fetch import cache_dir
+    if cache_root is not None:
+        return Path(cache_root).expanduser() / "packages"
+    from microrestore.zoo.fetch import cache_dir
 
-        return cache_dir() / "packages"
-    return Path(cache_root).expanduser() / "packages"
+    folder = cache_dir() / "packages"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError:  # read-only home (clusters, containers): the extracted files are re-verified anyway
+        import tempfile
+
+        folder = Path(tempfile.gettempdir()) / f"microrestore-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        folder = folder / "packages"
+    return folder
 
 
 def open_model_package(

@@ -135,3 +135,14 @@ def test_native_package_load_imports_no_bioimageio(tmp_path: Path) -> None:
     )
     env = {**__import__("os").environ, "MICRORESTORE_CACHE": str(tmp_path / "cache")}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_unwritable_cache_falls_back_to_a_temporary_folder(tmp_path, monkeypatch):
+    from microrestore.zoo.package import packages_dir
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MICRORESTORE_CACHE", str(blocker / "cache"))  # cannot be created, even by root
+    folder = packages_dir()
+    assert not str(folder).startswith(str(blocker))
+    folder.mkdir(parents=True, exist_ok=True)
