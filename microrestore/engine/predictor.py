@@ -147,6 +147,26 @@ class NetworkPredictor:
         self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
         self._torch = torch
 
+    @classmethod
+    def from_spec(
+        cls,
+        network: Any,
+        spec: dict[str, Any],
+        normalization: dict[str, Any],
+        options: PredictOptions,
+        **kwargs: Any,
+    ) -> NetworkPredictor:
+        """Build a predictor whose dimensions and channels come from the network's saved ``spec``."""
+        return cls(
+            network,
+            normalization,
+            options,
+            ndim=int(spec.get("ndim", 2)),
+            in_channels=int(spec.get("in_channels", 1)),
+            out_channels=int(spec.get("out_channels", 1)),
+            **kwargs,
+        )
+
     def plan_tiles(self, spatial_shape: list[int]) -> tuple[tuple[int, ...], int]:
         """Tile size per spatial axis and blending overlap for an image of ``spatial_shape``.
 

@@ -69,15 +69,7 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
             block = norm_out.invert(norm_in.apply(block))
         return np.clip(block, low, high, out=block)
 
-    return NetworkPredictor(
-        network,
-        norm_in.to_dict(),
-        options,
-        ndim=2,
-        in_channels=int(spec.get("in_channels", 1)),
-        out_channels=int(spec.get("out_channels", 1)),
-        output_transform=to_output_units,
-    )
+    return NetworkPredictor.from_spec(network, spec, norm_in.to_dict(), options, output_transform=to_output_units)
 
 
 def train(request: TrainRequest) -> Path:

@@ -38,15 +38,7 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
 
     bundle = load_model(resolve_model(model or DEFAULT_MODEL), expected_method="care")
     network = bundle.build("net", build_network)
-    spec = bundle.network_specs["net"]
-    return NetworkPredictor(
-        network,
-        bundle.normalization,
-        options,
-        ndim=int(spec.get("ndim", 2)),
-        in_channels=int(spec.get("in_channels", 1)),
-        out_channels=int(spec.get("out_channels", 1)),
-    )
+    return NetworkPredictor.from_spec(network, bundle.network_specs["net"], bundle.normalization, options)
 
 
 def train(request: TrainRequest) -> Path:
