@@ -29,6 +29,7 @@ import math
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -195,6 +196,10 @@ class TrainerConfig:
         torch's global one, which the training thread uses).
     stop_on_nan
         Stop with an error when a logged loss is NaN or infinite.
+    max_seconds
+        Stop after the first step that ends this many seconds after the run (or the resumed run) started, with
+        a checkpoint, as if ``fit(until=...)`` had asked for that step; ``None``: no time limit. The learning
+        rate schedule still spans ``steps``.
     """
 
     steps: int
@@ -209,6 +214,7 @@ class TrainerConfig:
     deterministic: bool = True
     prefetch: bool | None = None
     stop_on_nan: bool = True
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -219,6 +225,8 @@ class TrainerConfig:
             raise InputError(f"val_every must be zero or a positive integer, got {self.val_every!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
+            raise InputError(f"max_seconds must be a positive number of seconds, got {self.max_seconds!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -654,6 +662,7 @@ class Trainer:
         )
         prefetch = cfg.prefetch if cfg.prefetch is not None else self.device.type != "cpu"
         prefetcher = _Prefetcher(fetch, start, end) if prefetch else None
+        started = time.monotonic()
         try:
             with interrupt.installed(), display:
                 for step in range(start, end):
@@ -678,11 +687,12 @@ class Trainer:
                     in_step = False
                     done = self.step = step + 1
 
-                    final = done == cfg.steps
+                    out_of_time = cfg.max_seconds is not None and time.monotonic() - started >= cfg.max_seconds
+                    final = done == cfg.steps or (out_of_time and done < end)
                     validate = validation_batch is not None and (
                         final or (cfg.val_every > 0 and done % cfg.val_every == 0)
                     )
-                    checkpoint = done == end or done % cfg.checkpoint_every == 0 or interrupt.requested
+                    checkpoint = done == end or done % cfg.checkpoint_every == 0 or interrupt.requested or out_of_time
                     if checkpoint or validate or done % cfg.log_every == 0:
                         last_row = flush(done, validate)
                         display.update(done, {k: v for k, v in last_row.items() if k != "step"})
@@ -693,6 +703,9 @@ class Trainer:
                     if interrupt.requested:
                         display.message(f"interrupted: checkpoint written at step {done}")
                         interrupt.reraise()
+                    if out_of_time and done < end:
+                        display.message(f"time budget of {cfg.max_seconds:g} s reached: stopped at step {done}")
+                        break
         except KeyboardInterrupt:
             # A second Ctrl-C, or one outside the main thread: save only if no step was half done.
             if not in_step and self.step > self._saved_step and not interrupt.requested:

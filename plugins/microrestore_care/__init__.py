@@ -25,20 +25,9 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
     A ``.zip`` exported by microrestore (it carries the CARE model folder) is loaded natively; any other
     bioimage.io package runs through ``bioimageio.core``.
     """
-    from microrestore.bioimage.importer import is_bioimage_package
+    from microrestore.engine.predictor import load_network_model
 
-    if is_bioimage_package(model, method="care"):
-        from microrestore.bioimage.importer import load_bioimage_predictor
-
-        return load_bioimage_predictor(model, options)
-    from microrestore.engine.modeldir import load_model
-    from microrestore.engine.predictor import NetworkPredictor
-    from microrestore.nn import build_network
-    from microrestore.zoo import resolve_model
-
-    bundle = load_model(resolve_model(model or DEFAULT_MODEL), expected_method="care")
-    network = bundle.build("net", build_network)
-    return NetworkPredictor.from_spec(network, bundle.network_specs["net"], bundle.normalization, options)
+    return load_network_model(model, options, method="care", default_model=DEFAULT_MODEL)[0]
 
 
 def train(request: TrainRequest) -> Path:
