@@ -52,6 +52,7 @@ def methods(
             "version": m.plugin_version,
             "default_model": m.default_model or ("none needed" if not m.needs_model else "none yet: train one"),
             "trainable": m.train is not None,
+            "self_supervised": m.self_supervised,
             "summary": m.summary,
         }
         for m in sorted(registry.methods.values(), key=lambda m: (m.task, m.name))
@@ -71,7 +72,7 @@ def methods(
             r["plugin"],
             r["version"],
             r["default_model"],
-            "yes" if r["trainable"] else "no",
+            ("yes, self-supervised" if r["self_supervised"] else "yes") if r["trainable"] else "no",
             r["summary"],
         )
     stdout.print(table)
