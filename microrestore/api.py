@@ -240,6 +240,9 @@ def train(
     found = get_method(method)
     if found.train is None:
         raise InputError(f"method {method!r} needs no training (it has no train step)")
+    from microrestore.engine.distributed import env_world
+
+    progress = progress and env_world()[0] == 0  # several processes: rank 0 alone shows progress and notes
     request = TrainRequest(
         source=expand_inputs([str(s) for s in source]),
         target=expand_inputs([str(t) for t in target]) if target else [],

@@ -391,9 +391,10 @@ def gather_tensors(tensor: torch.Tensor, group: Group) -> list[torch.Tensor]:
 def together(group: Group | None, action: Callable[[], T]) -> T:
     """Run ``action`` on every rank; when it raises on any rank, raise on every rank.
 
-    The ranks where ``action`` failed raise their own exception; the others raise the same kind of error
-    (:class:`InputError` or :class:`MicrorestoreError`) with the lowest failing rank's message, instead of
-    waiting forever at the next collective.
+    The lowest failing rank raises its own exception. Every other rank raises too, instead of waiting forever
+    at the next collective: its own exception, or the same kind of error (:class:`InputError` or
+    :class:`MicrorestoreError`) with the failing rank's message; these carry ``forwarded = True``, which the
+    command line reads to print the message once (from the rank that failed first) and not once per rank.
     """
     if group is None:
         return action()
@@ -413,10 +414,12 @@ def together(group: Group | None, action: Callable[[], T]) -> T:
         group,
         src=first,
     )
-    if error is not None:
+    if group.rank == first and error is not None:
         raise error
     kind = InputError if message["input"] else MicrorestoreError
-    raise kind(f"rank {first}: {message['message']}")
+    forwarded = error if error is not None else kind(message["message"])
+    forwarded.forwarded = True  # type: ignore[attr-defined]
+    raise forwarded
 
 
 @contextlib.contextmanager

@@ -672,9 +672,12 @@ class Trainer:
         group = self.group = dist_utils.join(self.device)
         rank, world = (group.rank, group.world) if group is not None else (0, 1)
         main = rank == 0
-        if world > 1:
-            dist_utils.shard_bounds(cfg.batch_size, 0, world)  # the same InputError on every rank
-        dist_utils.together(group, lambda: self._check_output(resume))
+
+        def check() -> None:
+            dist_utils.shard_bounds(cfg.batch_size, 0, world)
+            self._check_output(resume)
+
+        dist_utils.together(group, check)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._setup()
         self._modules = dict(self.task.networks)
