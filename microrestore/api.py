@@ -157,8 +157,13 @@ def restore_files(
     """Restore files (paths, folders or globs) into ``output`` (a file for one input, else a folder).
 
     The model is loaded once. Each output is written under a temporary name and renamed when complete, so
-    an interrupted run never leaves a partial file. Outputs keep the input's dtype, axes and pixel sizes
-    unless ``dtype`` says otherwise; values that do not fit the dtype are reported through ``warn``.
+    an interrupted run never leaves a partial file, and ``overwrite=False`` resumes it: outputs that exist are
+    finished and skipped. Outputs keep the input's dtype, axes and pixel sizes unless ``dtype`` says
+    otherwise; values that do not fit the dtype are reported through ``warn``.
+
+    Under torchrun (``WORLD_SIZE`` > 1) each process restores every ``WORLD_SIZE``-th file starting at its
+    ``RANK`` (on GPU ``LOCAL_RANK`` when the device is CUDA); the processes share no state, so a file a
+    process finished is never redone by another.
     """
     from microrestore.io import expand_inputs, inputs_are_many, plan_outputs, read_image
 
@@ -167,13 +172,26 @@ def restore_files(
     items = [str(i) for i in inputs]
     paths = expand_inputs(items)
     outputs = plan_outputs(paths, Path(output), many=inputs_are_many(items))
+    pairs = list(zip(paths, outputs))
+    from microrestore.engine.distributed import env_world, shard_items
+
+    _, world, local_rank = env_world()
+    if world > 1:  # under torchrun: this process takes every world-th file, on its own GPU
+        pairs = shard_items(pairs)
+        if options.device.strip().lower() in ("auto", "cuda") or options.device.strip().lower().startswith("cuda:"):
+            import torch
+
+            if torch.cuda.is_available():
+                options.device = f"cuda:{local_rank % torch.cuda.device_count()}"
+    if not overwrite:
+        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]  # finished: outputs appear only when complete
+    if not pairs:
+        return []
     predictor = load_predictor(found, model, options)
     results = []
-    for index, (src, dst) in enumerate(zip(paths, outputs)):
+    for index, (src, dst) in enumerate(pairs):
         if on_file is not None:
-            on_file(index, len(paths), src)
-        if dst.exists() and not overwrite:
-            continue
+            on_file(index, len(pairs), src)
         big = src.stat().st_size > STREAM_BYTES
         image = read_image(src, axes=axes, memmap=True if big else None)
         check_image(image)

@@ -42,6 +42,12 @@ class PredictOptions:
         Method-specific options (``--set key=value``), validated by the method's ``predict_schema``.
     on_progress
         Called as ``on_progress(done, total)`` while an image is processed (the CLI's progress bar).
+    precision
+        Network inference precision: ``fp32`` (default: intensities are data), ``bf16``, ``fp16`` (CUDA) or
+        ``auto`` (bf16 on CUDA devices that support it) under autocast.
+    compile
+        Compile the network with ``torch.compile`` on first use (falls back to eager mode with a warning when
+        compilation fails).
     """
 
     device: str = "auto"
@@ -50,6 +56,8 @@ class PredictOptions:
     batch_size: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     on_progress: Callable[[int, int], None] | None = None
+    precision: str = "fp32"
+    compile: bool = False
 
     def report(self, done: int, total: int) -> None:
         """Forward progress to :attr:`on_progress` when set."""
