@@ -204,16 +204,26 @@ def _restore_one(
 ) -> RestoreResult:
     from microrestore.engine.outputs import OutputSink
     from microrestore.io import output_memmap, write_image
+    from microrestore.io.lazy import is_lazy
 
     start = time.perf_counter()
     out_dtype = output_dtype(image.data.dtype, dtype)
     nbytes = int(np.prod(image.data.shape)) * max(out_dtype.itemsize, 4)
-    streamed = isinstance(image.data, np.memmap) or nbytes > STREAM_BYTES
-    if streamed:
+    streamed = isinstance(image.data, np.memmap) or is_lazy(image.data) or nbytes > STREAM_BYTES
+    writer = _streamed_writer(dst) if streamed else None
+    if streamed and writer is not None:
+        from microrestore.io.atomic import atomic_path
+
+        with atomic_path(dst, keep_name=True) as tmp:
+            with writer(tmp, image.data.shape, out_dtype, image.axes, image.pixel_size) as array:
+                sink = OutputSink(array)
+                predictor.predict(image, out=sink)
+    elif streamed and dst.name.lower().endswith((".tif", ".tiff")):
         with output_memmap(dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size) as mm:
             sink = OutputSink(mm)
             predictor.predict(image, out=sink)
     else:
+        streamed = False
         sink = OutputSink(np.empty(image.data.shape, dtype=out_dtype))
         predictor.predict(image, out=sink)
         write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size)
@@ -237,6 +247,14 @@ def _restore_one(
         out_of_range=sink.out_of_range,
         streamed=streamed,
     )
+
+
+def _streamed_writer(dst: Path) -> Callable[..., Any] | None:
+    """The ``open_streamed`` of the plugin writer for ``dst`` (OME-Zarr), if any."""
+    from microrestore.plugins import get_registry
+
+    writer = get_registry().writer_for(dst)
+    return writer.open_streamed if writer is not None else None
 
 
 def train(

@@ -173,12 +173,18 @@ class Reader:
 
 @dataclass
 class Writer:
-    """A writer for an extra image format."""
+    """A writer for an extra image format.
+
+    ``open_streamed(path, shape, dtype, axes, pixel_size)``, when given, returns a context manager yielding
+    a writable array of the new file: the core then streams large predictions into it block by block (and
+    publishes ``path`` by renaming it into place when the block ends without error).
+    """
 
     name: str
     suffixes: tuple[str, ...]
     write: Callable[..., Path]
     plugin: str = ""
+    open_streamed: Callable[..., Any] | None = None
 
 
 @dataclass
