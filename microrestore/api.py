@@ -55,7 +55,10 @@ def load_predictor(method: Method, model: str | Path | None, options: PredictOpt
         options.params = validate_params(method, options.params)
     elif options.params:
         raise InputError(f"method {method.name!r} takes no --set options (got {', '.join(options.params)})")
-    return method.load(model, options)
+    from microrestore.plugins.registry import PluginPredictor, call_plugin
+
+    predictor = call_plugin(method.plugin_label, f"{method.name} load", method.load, model, options)
+    return PluginPredictor(predictor, method.plugin_label, method.name)
 
 
 def validate_params(method: Method, params: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +293,9 @@ def train(
         axes=axes,
         progress=progress,
     )
-    return found.train(request)
+    from microrestore.plugins.registry import call_plugin
+
+    return call_plugin(found.plugin_label, f"{found.name} train", found.train, request)
 
 
 def evaluate(prediction: np.ndarray, ground_truth: np.ndarray, data_range: float | None = None) -> dict[str, float]:

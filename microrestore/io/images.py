@@ -214,7 +214,10 @@ def _read_any(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
     if kind is None:
         reader = _plugin_reader(path)
         if reader is not None:
-            return _from_plugin(reader.read(path, axes=axes), path)
+            from microrestore.plugins.registry import call_plugin
+
+            image = call_plugin(reader.plugin, f"reader {reader.name}", reader.read, path, axes=axes)
+            return _from_plugin(image, path)
         if not _has_tiff_magic(path):
             raise InputError(
                 f"unsupported file type {''.join(path.suffixes[-1:]) or '(no suffix)'!r}; "
@@ -676,7 +679,18 @@ def write_image(
                 path,
             )
         with atomic_path(path, keep_name=True) as tmp:
-            writer.write(tmp, data, axes, pixel_size=sizes, metadata=dict(metadata or {}))
+            from microrestore.plugins.registry import call_plugin
+
+            call_plugin(
+                writer.plugin,
+                f"writer {writer.name}",
+                writer.write,
+                tmp,
+                data,
+                axes,
+                pixel_size=sizes,
+                metadata=dict(metadata or {}),
+            )
         return path
     _check_array(tuple(data.shape), data.dtype, path, allow_complex=False)
     _check_compression(compression, data.dtype, path)
