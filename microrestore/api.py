@@ -176,7 +176,7 @@ def restore_files(
     paths = expand_inputs(items)
     outputs = plan_outputs(paths, Path(output), many=inputs_are_many(items))
     pairs = list(zip(paths, outputs))
-    from microrestore.engine.distributed import env_world, shard_items
+    from microrestore.engine.ranks import env_world, shard_items
 
     _, world, local_rank = env_world()
     if world > 1:  # under torchrun: this process takes every world-th file, on its own GPU
@@ -279,7 +279,7 @@ def train(
     found = get_method(method)
     if found.train is None:
         raise InputError(f"method {method!r} needs no training (it has no train step)")
-    from microrestore.engine.distributed import env_world
+    from microrestore.engine.ranks import env_world
 
     progress = progress and env_world()[0] == 0  # several processes: rank 0 alone shows progress and notes
     request = TrainRequest(

@@ -27,8 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,7 +36,32 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from microrestore.engine.ranks import env_world, shard_items
 from microrestore.errors import InputError, MicrorestoreError
+
+__all__ = [
+    "Group",
+    "all_gather_batch",
+    "any_flag",
+    "barrier",
+    "broadcast_json",
+    "check_in_sync",
+    "env_world",
+    "gather_tensors",
+    "is_distributed",
+    "is_main_process",
+    "join",
+    "leave",
+    "mean_floats",
+    "rank",
+    "rank_device",
+    "shard_batch",
+    "shard_bounds",
+    "shard_items",
+    "together",
+    "unwrap",
+    "world_size",
+]
 
 T = TypeVar("T")
 
@@ -47,25 +71,6 @@ TIMEOUT = _dt.timedelta(minutes=30)
 
 # ----------------------------------------------------------------------------------------------------------
 # Where this process stands
-
-
-def env_world() -> tuple[int, int, int]:
-    """Return ``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` without it).
-
-    Raises
-    ------
-    InputError
-        Malformed values (not integers, or a rank outside ``[0, WORLD_SIZE)``).
-    """
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        rank = int(os.environ.get("RANK", "0") or 0)
-        local = int(os.environ.get("LOCAL_RANK", str(rank)) or 0)
-    except ValueError:
-        raise InputError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
-    if world < 1 or not 0 <= rank < world or local < 0:
-        raise InputError(f"invalid distributed environment: RANK={rank}, WORLD_SIZE={world}, LOCAL_RANK={local}")
-    return rank, world, local
 
 
 def is_distributed() -> bool:
@@ -235,28 +240,6 @@ def shard_batch(batch: Any, rank: int, world: int) -> Any:
         return item
 
     return cut(batch)
-
-
-def shard_items(items: Sequence[T], rank: int | None = None, world: int | None = None) -> list[T]:
-    """The items (files) this rank handles: every ``world``-th one starting at ``rank`` (round robin).
-
-    Parameters
-    ----------
-    items
-        All items, in the same order on every rank.
-    rank, world
-        Default: :func:`env_world` (``RANK``/``WORLD_SIZE``; every item for a single process).
-
-    Returns
-    -------
-    list
-        ``items[rank::world]``.
-    """
-    if rank is None or world is None:
-        env_rank, env_size, _ = env_world()
-        rank = env_rank if rank is None else rank
-        world = env_size if world is None else world
-    return list(items[rank::world])
 
 
 # ----------------------------------------------------------------------------------------------------------
