@@ -217,7 +217,7 @@ def _restore_one(
     if streamed and writer is not None:
         from microrestore.io.atomic import atomic_path
 
-        with atomic_path(dst, keep_name=True) as tmp:
+        with atomic_path(dst, keep_name=True, replace_folder=True) as tmp:
             with writer(tmp, image.data.shape, out_dtype, image.axes, image.pixel_size) as array:
                 sink = OutputSink(array)
                 predictor.predict(image, out=sink)

@@ -678,7 +678,7 @@ def write_image(
                 "use .tif, .tiff, .ome.tif or .mrc",
                 path,
             )
-        with atomic_path(path, keep_name=True) as tmp:
+        with atomic_path(path, keep_name=True, replace_folder=True) as tmp:
             from microrestore.plugins.registry import call_plugin
 
             call_plugin(

@@ -160,6 +160,12 @@ def test_zarr_to_zarr_is_streamed_and_equals_the_tiff_path(tmp_path: Path) -> No
         np.asarray(read_image(tmp_path / "y.ome.zarr").data), tifffile.imread(tmp_path / "y.tif")
     )
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    # Running again replaces the OME-Zarr output (a folder) as it replaces a file.
+    api.restore_files([tmp_path / "x.tif"], tmp_path / "y.ome.zarr", method="nl-means", options=options)
+    np.testing.assert_array_equal(
+        np.asarray(read_image(tmp_path / "y.ome.zarr").data), tifffile.imread(tmp_path / "y.tif")
+    )
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
     # A folder of images: the .zarr folder is one image, not a folder to list.
     (tmp_path / "many").mkdir()
     write_image(tmp_path / "many" / "a.ome.zarr", data[0], "YX")
