@@ -514,9 +514,11 @@ class Trainer:
         if group is not None:
             # Rank 0 checks the checkpoint first (and finishes a save that was cut between its two renames).
             dist_utils.together(group, lambda: read_checkpoint_record(self.checkpoint_dir) if group.main else None)
-        state = dist_utils.together(
-            group, lambda: load_checkpoint(self.checkpoint_dir, self._modules, self.optimizers, self.scalers)
-        )
+        return dist_utils.together(group, self._restore_here)
+
+    def _restore_here(self) -> int:
+        group = self.group
+        state = load_checkpoint(self.checkpoint_dir, self._modules, self.optimizers, self.scalers)
         saved = state.extra_json.get("trainer", {})
         for key in ("seed", "batch_size"):
             if key in saved and saved[key] != getattr(self.config, key):
