@@ -26,21 +26,50 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     axes: str = typer.Option(None, "--axes", help="Axes of the training images when metadata lacks them."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress display."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        "--gpus",
+        help="Data-parallel processes (one per GPU; gloo on the CPU): starts torchrun's launcher. The batch "
+        "size stays the global one.",
+    ),
 ) -> None:
     """Train a model; writes config, weights, metrics.csv and checkpoints into the model folder."""
-    from microrestore import api
+    from microrestore.cli.launch import check_nproc
 
     values = merge(load_config_file(config), parse_settings(settings))
-    path = api.train(
-        method,
-        source,
-        output,
-        target=target or (),
-        config=values,
-        steps=steps,
-        resume=resume,
-        device=device,
-        axes=axes,
-        progress=not quiet,
-    )
-    console.print(f"model written to {path}")
+    if check_nproc(nproc):
+        from microrestore.cli.launch import launch_or_raise
+
+        args = ["train", method, *_repeat("--source", source), *_repeat("--target", target or [])]
+        args += ["--output", str(output), *_repeat("--set", settings or []), "--device", device]
+        args += ["--config", str(config)] if config is not None else []
+        args += ["--steps", str(steps)] if steps is not None else []
+        args += ["--axes", axes] if axes is not None else []
+        args += ["--resume"] * resume + ["--quiet"] * quiet
+        launch_or_raise(nproc, args)
+        return
+    from microrestore import api
+    from microrestore.engine.distributed import is_main_process, leave
+
+    try:
+        path = api.train(
+            method,
+            source,
+            output,
+            target=target or (),
+            config=values,
+            steps=steps,
+            resume=resume,
+            device=device,
+            axes=axes,
+            progress=not quiet,
+        )
+    finally:
+        leave()
+    if is_main_process():
+        console.print(f"model written to {path}")
+
+
+def _repeat(option: str, values: list[str]) -> list[str]:
+    return [item for value in values for item in (option, str(value))]
