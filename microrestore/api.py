@@ -9,9 +9,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,32 @@ class RestoreResult:
     streamed: bool
 
 
+@dataclass
+class SelfSupervised:
+    """Train a self-supervised method on each input itself before restoring it (``--self-supervised``).
+
+    Attributes
+    ----------
+    config
+        The method's training configuration (as ``microrestore train --set``).
+    steps
+        Training steps (default: the configuration's).
+    max_seconds
+        Stop each input's training after this many seconds (a bounded budget); ``None``: no time limit.
+    save_models
+        Keep each input's trained model in ``save_models/<input file stem>`` (default: a temporary folder,
+        deleted afterwards).
+    progress
+        Show the training display.
+    """
+
+    config: dict[str, Any] = field(default_factory=dict)
+    steps: int | None = None
+    max_seconds: float | None = None
+    save_models: Path | None = None
+    progress: bool = True
+
+
 def get_method(name: str, task: str | None = None) -> Method:
     """Return the registered method ``name`` (checking it serves ``task`` when given)."""
     from microrestore.plugins import get_registry
@@ -47,9 +74,10 @@ def get_method(name: str, task: str | None = None) -> Method:
 def load_predictor(method: Method, model: str | Path | None, options: PredictOptions) -> Predictor:
     """Load ``method``'s model (or its default) and return a predictor."""
     if model is None and method.needs_model and method.default_model is None:
+        hint = " or use --self-supervised to train on the input itself" if method.self_supervised else ""
         raise InputError(
             f"method {method.name!r} has no default model yet; train one with "
-            f"'microrestore train {method.name} ...' and pass it with --model"
+            f"'microrestore train {method.name} ...' and pass it with --model{hint}"
         )
     if method.predict_schema is not None:
         options.params = validate_params(method, options.params)
@@ -108,6 +136,7 @@ def restore(
     axes: str | None = None,
     options: PredictOptions | None = None,
     dtype: str | None = "float32",
+    self_supervised: SelfSupervised | None = None,
     **params: Any,
 ) -> np.ndarray:
     """Restore an in-memory image and return it (float32 in the input's units by default).
@@ -126,6 +155,8 @@ def restore(
         Device, tiling and batch options.
     dtype
         ``"float32"`` (default), ``"same"`` for the input's dtype, or any numpy dtype name.
+    self_supervised
+        Train the (self-supervised) method on ``image`` itself first, instead of loading ``model``.
     **params
         Method-specific options (as ``--set key=value``).
     """
@@ -145,11 +176,61 @@ def restore(
     options = options or PredictOptions()
     options.params = {**options.params, **params}
     found = get_method(method)
-    predictor = load_predictor(found, model, options)
     out = np.empty(image.data.shape, dtype=output_dtype(image.data.dtype, dtype))
     sink = OutputSink(out)
-    predictor.predict(image, out=sink)
+    if self_supervised is None:
+        load_predictor(found, model, options).predict(image, out=sink)
+        return out
+    _check_self_supervised(found, model)
+    import tempfile
+
+    from microrestore.io import write_image
+
+    with tempfile.TemporaryDirectory(prefix="microrestore-ssl-") as tmp:
+        # Training reads files: hand it the array as one (with its axes and pixel sizes).
+        source = write_image(Path(tmp) / "input.tif", image.data, image.axes, pixel_size=image.pixel_size)
+        with _self_supervised_model(found, source, self_supervised, options) as trained:
+            load_predictor(found, trained, options).predict(image, out=sink)
     return out
+
+
+def _check_self_supervised(method: Method, model: str | Path | None) -> None:
+    if not method.self_supervised or method.train is None:
+        from microrestore.plugins import get_registry
+
+        names = sorted(m.name for m in get_registry().methods.values() if m.self_supervised)
+        raise InputError(
+            f"method {method.name!r} cannot train on its input (--self-supervised); self-supervised methods: "
+            f"{', '.join(names) or 'none installed'}"
+        )
+    if model is not None:
+        raise InputError("--self-supervised trains a model on each input; do not give --model as well")
+
+
+@contextlib.contextmanager
+def _self_supervised_model(
+    method: Method, source: Path, plan: SelfSupervised, options: PredictOptions, axes: str | None = None
+) -> Iterator[Path]:
+    """Train ``method`` on ``source`` alone; yield the model folder (temporary unless ``plan.save_models``)."""
+    import tempfile
+
+    with contextlib.ExitStack() as stack:
+        if plan.save_models is not None:
+            folder = Path(plan.save_models) / source.stem
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="microrestore-model-"))) / "model"
+        request = TrainRequest(
+            source=[source],
+            output=folder,
+            config=dict(plan.config),
+            steps=plan.steps,
+            device=options.device,
+            axes=axes,
+            progress=plan.progress,
+            max_seconds=plan.max_seconds,
+        )
+        assert method.train is not None
+        yield method.train(request)
 
 
 def restore_files(
@@ -165,6 +246,7 @@ def restore_files(
     overwrite: bool = True,
     on_file: Callable[[int, int, Path], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    self_supervised: SelfSupervised | None = None,
 ) -> list[RestoreResult]:
     """Restore files (paths, folders or globs) into ``output`` (a file for one input, else a folder).
 
@@ -176,6 +258,9 @@ def restore_files(
     Under torchrun (``WORLD_SIZE`` > 1) each process restores every ``WORLD_SIZE``-th file starting at its
     ``RANK`` (on GPU ``LOCAL_RANK`` when the device is CUDA); the processes share no state, so a file a
     process finished is never redone by another.
+
+    With ``self_supervised``, a self-supervised method is first trained on each input itself (its own model,
+    within the given budget), then restores it; ``on_file`` is called before that training.
     """
     from microrestore.io import expand_inputs, inputs_are_many, plan_outputs, read_image
 
@@ -199,7 +284,10 @@ def restore_files(
         pairs = [(src, dst) for src, dst in pairs if not dst.exists()]  # finished: outputs appear only when complete
     if not pairs:
         return []
-    predictor = load_predictor(found, model, options)
+    if self_supervised is None:
+        predictor = load_predictor(found, model, options)
+    else:
+        _check_self_supervised(found, model)
     results = []
     for index, (src, dst) in enumerate(pairs):
         if on_file is not None:
@@ -207,7 +295,12 @@ def restore_files(
         big = src.stat().st_size > STREAM_BYTES
         image = read_image(src, axes=axes, memmap=True if big else None)
         check_image(image)
-        results.append(_restore_one(predictor, image, dst, dtype, warn))
+        if self_supervised is None:
+            results.append(_restore_one(predictor, image, dst, dtype, warn))
+            continue
+        with _self_supervised_model(found, src, self_supervised, options, axes) as trained:
+            own = load_predictor(found, trained, options)
+            results.append(_restore_one(own, image, dst, dtype, warn))
     return results
 
 
@@ -281,8 +374,12 @@ def train(
     device: str = "auto",
     axes: str | None = None,
     progress: bool = True,
+    max_seconds: float | None = None,
 ) -> Path:
-    """Train ``method`` on files (paths, folders or globs) and write a model folder to ``output``."""
+    """Train ``method`` on files (paths, folders or globs) and write a model folder to ``output``.
+
+    ``max_seconds`` stops training after that many seconds (with a checkpoint and a saved model).
+    """
     from microrestore.io import expand_inputs
 
     found = get_method(method)
@@ -301,6 +398,7 @@ def train(
         device=device,
         axes=axes,
         progress=progress,
+        max_seconds=max_seconds,
     )
     from microrestore.plugins.registry import call_plugin
 

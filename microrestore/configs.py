@@ -1,9 +1,11 @@
-"""Validating configurations and options with pydantic, reporting problems as one line."""
+"""Validating configurations and options with pydantic, reporting problems as one line; shared option groups."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field, model_validator
 
 from microrestore.errors import InputError
 
@@ -40,3 +42,103 @@ def validate(schema: type[Model], values: Mapping[str, Any] | None, context: str
         raise InputError(f"{context}: {pydantic_message(exc)}") from None
     except TypeError as exc:  # non-string keys
         raise InputError(f"{context}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Option groups that several methods' configurations share (pydantic mixins; no torch).
+
+
+class FNSMOptions(BaseModel):
+    """The Fourier noise-suppression module (FNSM, Qiao et al.) at a denoiser's input, and its optics.
+
+    Mixed into a method's configuration, it adds ``fnsm: true`` and the optics that set the module's initial
+    cutoff ``2 NA / lambda`` (see :class:`microrestore.nn.FNSM`). The cutoff and slope are trained with the
+    network; the learned values are written to the model's ``metrics``.
+    """
+
+    fnsm: bool = False
+    """Feed the FNSM-filtered image beside the raw one at the network's input."""
+    na: float | None = Field(None, gt=0, le=1.7)
+    """Detection numerical aperture, for the FNSM's initial cutoff 2 NA / lambda."""
+    wavelength_nm: float | None = Field(None, gt=0)
+    """Emission wavelength in nm, for the FNSM's initial cutoff."""
+    pixel_size_um: float | None = Field(None, gt=0)
+    """Lateral pixel size in um (default: from the images' metadata when na and wavelength_nm are given). With a
+    pixel size the FNSM works in 1/um, else in cycles/pixel."""
+    fnsm_cutoff: float | None = Field(None, gt=0)
+    """Initial cutoff (1/um with a pixel size, else cycles/pixel); default 2 NA / lambda, else Nyquist."""
+    fnsm_slope: float = Field(100.0, gt=0)
+    """Initial slope of the mask's sigmoid edge (100 in the paper)."""
+
+    @model_validator(mode="after")
+    def _optics_pairs(self) -> FNSMOptions:
+        if (self.na is None) != (self.wavelength_nm is None):
+            raise ValueError("give both na and wavelength_nm (the FNSM's initial cutoff is 2 NA / lambda), or neither")
+        return self
+
+    def fnsm_spec(self, ndim: int, data_pixel_size_um: float | None = None) -> dict[str, Any] | None:
+        """Keyword arguments of :class:`microrestore.nn.FNSM` (``None`` when the module is off).
+
+        Parameters
+        ----------
+        ndim
+            Spatial dimensions of the network.
+        data_pixel_size_um
+            Lateral pixel size read from the training images, used when ``pixel_size_um`` is not set and the
+            optics are given.
+
+        Raises
+        ------
+        InputError
+            The optics are given but no pixel size is known.
+        """
+        if not self.fnsm:
+            return None
+        spec: dict[str, Any] = {"ndim": ndim, "slope": self.fnsm_slope}
+        size = self.pixel_size_um
+        if size is None and self.na is not None:
+            size = data_pixel_size_um
+            if size is None:
+                raise InputError(
+                    "fnsm: na and wavelength_nm set the initial cutoff in 1/um, which needs the pixel size; set "
+                    "pixel_size_um (the training images' metadata has none)"
+                )
+        if size is not None:
+            spec["pixel_size_um"] = float(size)
+        if self.fnsm_cutoff is not None:
+            spec["cutoff"] = self.fnsm_cutoff
+        elif self.na is not None:
+            spec["na"], spec["wavelength_nm"] = self.na, self.wavelength_nm
+        return spec
+
+
+class BackgroundOptions(BaseModel):
+    """Background (camera offset) handling of a denoiser: subtracted before normalisation, added back after."""
+
+    offset: float | None = Field(None, allow_inf_nan=False)
+    """Camera offset / background level in the input's units; default: estimated on every image."""
+    offset_estimator: Literal["percentile", "mode"] = "percentile"
+    """How the offset is estimated: a low percentile (``offset_percentile``), or the mode of the darker 90 % of
+    the pixels (the background level most pixels show)."""
+    offset_percentile: float = Field(1.0, ge=0, lt=50)
+    """Percentile of the ``percentile`` estimator."""
+    percentile_high: float = Field(99.8, gt=50, le=100)
+    """Percentile (above the offset) mapped to 1."""
+
+    def background_normalizer(self) -> Any:
+        """Return the normaliser these options describe.
+
+        A :class:`~microrestore.engine.normalization.PercentileNormalizer` when the offset is an estimated
+        percentile (the same map, in the form every exporter knows), else a
+        :class:`~microrestore.engine.normalization.BackgroundNormalizer`.
+        """
+        from microrestore.engine.normalization import BackgroundNormalizer, PercentileNormalizer
+
+        if self.offset is None and self.offset_estimator == "percentile":
+            return PercentileNormalizer(low=self.offset_percentile, high=self.percentile_high)
+        return BackgroundNormalizer(
+            offset=self.offset,
+            estimator=self.offset_estimator,
+            offset_percentile=self.offset_percentile,
+            high=self.percentile_high,
+        )

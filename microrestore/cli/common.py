@@ -69,3 +69,24 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def parse_extra_options(args: list[str] | None) -> dict[str, Any]:
+    """Parse method options given as extra flags: ``--key value``, ``--key=value``, or ``--key`` (true).
+
+    Dashes in keys become underscores (``--patch-size 32`` is ``patch_size=32``); values are read as YAML
+    scalars, as for ``--set``. Anything that is not such a flag is refused with a one-line message.
+    """
+    items: list[str] = []
+    rest = list(args or [])
+    while rest:
+        token = rest.pop(0)
+        if not token.startswith("--") or len(token) < 3:
+            raise InputError(
+                f"unexpected argument {token!r}; method options are given as --key value or --set key=value"
+            )
+        key, sep, value = token[2:].partition("=")
+        if not sep:
+            value = rest.pop(0) if rest and not rest[0].startswith("--") else "true"
+        items.append(f"{key.replace('-', '_')}={value}")
+    return parse_settings(items, option="method option")

@@ -46,6 +46,22 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         nproc: int = typer.Option(
             1, "--nproc", "--gpus", help="Processes (one per GPU) sharing the files, started by torchrun's launcher."
         ),
+        self_supervised: bool = typer.Option(
+            False,
+            "--self-supervised",
+            help="Train a self-supervised method on each input itself, then restore it (--set keys that are not "
+            "inference options configure that training).",
+        ),
+        train_steps: int = typer.Option(None, "--train-steps", help="With --self-supervised: training steps."),
+        train_seconds: float = typer.Option(
+            None, "--train-seconds", help="With --self-supervised: stop each input's training after this long."
+        ),
+        config: Path = typer.Option(
+            None, "--config", "-c", help="With --self-supervised: training configuration file (YAML or JSON)."
+        ),
+        save_model: Path = typer.Option(
+            None, "--save-model", help="With --self-supervised: keep each input's model in this folder."
+        ),
     ) -> None:
         kw = {
             "inputs": inputs,
@@ -63,6 +79,11 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "quiet": quiet,
             "precision": precision,
             "compile": compile_network,
+            "self_supervised": self_supervised,
+            "train_steps": train_steps,
+            "train_seconds": train_seconds,
+            "config": config,
+            "save_model": save_model,
         }
         from microrestore.cli.launch import check_nproc
 
@@ -81,12 +102,15 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
 def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
     """The command line that repeats this command in each worker process."""
     args = [task, *map(str, kw["inputs"]), "--output", str(kw["output"])]
-    for name in ("method", "model", "axes", "device", "tile", "overlap", "batch_size", "dtype", "precision"):
+    valued = ("method", "model", "axes", "device", "tile", "overlap", "batch_size", "dtype", "precision")
+    valued += ("train_steps", "train_seconds", "config", "save_model")
+    for name in valued:
         if kw[name] is not None:
             args += [f"--{name.replace('_', '-')}", str(kw[name])]
     for item in kw["settings"] or []:
         args += ["--set", item]
-    for name, flag in (("skip_existing", "--skip-existing"), ("quiet", "--quiet"), ("compile", "--compile")):
+    flags = (("skip_existing", "--skip-existing"), ("quiet", "--quiet"), ("compile", "--compile"))
+    for name, flag in (*flags, ("self_supervised", "--self-supervised")):
         args += [flag] if kw[name] else []
     return args
 
@@ -104,12 +128,14 @@ def _run(task: str, **kw: Any) -> None:
         raise InputError(f"unknown --precision {kw['precision']!r}; use fp32, bf16, fp16 or auto")
     if kw["overlap"] < 0 or (kw["batch_size"] is not None and kw["batch_size"] < 1):
         raise InputError("--overlap must be >= 0 and --batch-size >= 1")
+    params = parse_settings(kw["settings"])
+    plan = _self_supervised_plan(kw, params)
     options = PredictOptions(
         device=kw["device"],
         tile=kw["tile"],
         overlap=kw["overlap"],
         batch_size=kw["batch_size"],
-        params=parse_settings(kw["settings"]),
+        params=params,
         precision=kw["precision"],
         compile=kw["compile"],
     )
@@ -124,15 +150,28 @@ def _run(task: str, **kw: Any) -> None:
         disable=kw["quiet"],
         transient=True,
     )
-    with progress:
+    # The bars start with the first tiles: self-supervised training shows its own display before them.
+    live = False
+    try:
         files = progress.add_task("files", total=None, visible=False)
         tiles = progress.add_task("tiles", total=None, visible=False)
 
         def on_file(index: int, total: int, path: Path) -> None:
+            nonlocal live
             progress.update(files, total=total, completed=index, description=f"{path.name}", visible=total > 1)
             progress.reset(tiles, visible=False)
+            if plan is not None:
+                if live:
+                    progress.stop()
+                    live = False
+                if not kw["quiet"]:
+                    console.print(f"training {kw['method']} on {path.name} ({_budget(plan)})")
 
         def on_tiles(done: int, total: int) -> None:
+            nonlocal live
+            if not live:
+                progress.start()
+                live = True
             progress.update(tiles, total=total, completed=done, description="tiles", visible=True)
 
         options.on_progress = on_tiles
@@ -148,12 +187,50 @@ def _run(task: str, **kw: Any) -> None:
             overwrite=not kw["skip_existing"],
             on_file=on_file,
             warn=functools.partial(_warn, progress),
+            self_supervised=plan,
         )
+    finally:
+        if live:
+            progress.stop()
     for result in results:
         mode = " (streamed)" if result.streamed else ""
         console.print(
             f"wrote {result.output} {'x'.join(map(str, result.shape))} {result.dtype} in {result.seconds:.2f} s{mode}"
         )
+
+
+def _self_supervised_plan(kw: dict[str, Any], params: dict[str, Any]) -> Any:
+    """The ``--self-supervised`` training plan; moves ``--set`` keys the method does not predict with into it."""
+    extras = [name for name in ("train_steps", "train_seconds", "config", "save_model") if kw[name] is not None]
+    if not kw["self_supervised"]:
+        if extras:
+            flag = "--" + extras[0].replace("_", "-")
+            raise InputError(f"{flag} goes with --self-supervised")
+        return None
+    from microrestore import api
+    from microrestore.cli.common import load_config_file, merge
+
+    if kw["train_steps"] is not None and kw["train_steps"] < 1:
+        raise InputError("--train-steps must be at least 1")
+    if kw["train_seconds"] is not None and kw["train_seconds"] <= 0:
+        raise InputError("--train-seconds must be positive")
+    method = api.get_method(kw["method"])
+    predict_keys = set(method.predict_schema.model_fields) if method.predict_schema is not None else set()
+    training = {k: params.pop(k) for k in list(params) if k not in predict_keys}
+    return api.SelfSupervised(
+        config=merge(load_config_file(kw["config"]), training),
+        steps=kw["train_steps"],
+        max_seconds=kw["train_seconds"],
+        save_models=kw["save_model"],
+        progress=not kw["quiet"],
+    )
+
+
+def _budget(plan: Any) -> str:
+    parts = [f"{plan.steps} steps" if plan.steps else "the configured steps"]
+    if plan.max_seconds:
+        parts.append(f"at most {plan.max_seconds:g} s")
+    return "self-supervised, " + ", ".join(parts)
 
 
 def _warn(progress: Any, message: str) -> None:

@@ -6,15 +6,19 @@ from pathlib import Path
 
 import typer
 
-from microrestore.cli.common import console, load_config_file, merge, parse_settings
+from microrestore.cli.common import console, load_config_file, merge, parse_extra_options, parse_settings
+
+#: Unknown ``--key value`` flags reach the command as method options (``--mode tis`` is ``--set mode=tis``).
+METHOD_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def add_commands(app: typer.Typer) -> None:
     """Add ``train`` to ``app``."""
-    app.command("train")(train)
+    app.command("train", context_settings=METHOD_OPTIONS)(train)
 
 
 def train(
+    ctx: typer.Context,
     method: str = typer.Argument(..., help="Method to train (see `microrestore methods`)."),
     source: list[str] = typer.Option(..., "--source", "-s", help="Input images: files, folders or globs."),
     target: list[str] = typer.Option(None, "--target", "-t", help="Target images (paired or the other domain)."),
@@ -26,6 +30,7 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     axes: str = typer.Option(None, "--axes", help="Axes of the training images when metadata lacks them."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress display."),
+    max_seconds: float = typer.Option(None, "--max-seconds", help="Stop training after this many seconds."),
     nproc: int = typer.Option(
         1,
         "--nproc",
@@ -34,10 +39,14 @@ def train(
         "size stays the global one.",
     ),
 ) -> None:
-    """Train a model; writes config, weights, metrics.csv and checkpoints into the model folder."""
+    """Train a model; writes config, weights, metrics.csv and checkpoints into the model folder.
+
+    Method options: `--config FILE`, `--set key=value`, or any `--key value` the method's configuration knows
+    (e.g. `microrestore train rdl-denoise --mode sis ...`); later ones win.
+    """
     from microrestore.cli.launch import check_nproc
 
-    values = merge(load_config_file(config), parse_settings(settings))
+    values = merge(merge(load_config_file(config), parse_settings(settings)), parse_extra_options(ctx.args))
     if check_nproc(nproc):
         from microrestore.cli.launch import launch_or_raise
 
@@ -45,9 +54,10 @@ def train(
         args += ["--output", str(output), *_repeat("--set", settings or []), "--device", device]
         args += ["--config", str(config)] if config is not None else []
         args += ["--steps", str(steps)] if steps is not None else []
+        args += ["--max-seconds", str(max_seconds)] if max_seconds is not None else []
         args += ["--axes", axes] if axes is not None else []
         args += ["--resume"] * resume + ["--quiet"] * quiet
-        launch_or_raise(nproc, args)
+        launch_or_raise(nproc, [*args, *ctx.args])
         return
     from microrestore import api
     from microrestore.engine.distributed import is_main_process, leave
@@ -64,6 +74,7 @@ def train(
             device=device,
             axes=axes,
             progress=not quiet,
+            max_seconds=max_seconds,
         )
     finally:
         leave()

@@ -51,17 +51,22 @@ def samples_from_image(image: Any, ndim: int, channels: int = 1) -> list[np.ndar
     return samples
 
 
-def load_samples(paths: Sequence[Path], *, ndim: int, axes: str | None, channels: int = 1) -> list[list[np.ndarray]]:
-    """Read each file and split it into samples; one list of samples per file."""
+def load_images(paths: Sequence[Path], *, axes: str | None) -> list[Any]:
+    """Read each file as an :class:`~microrestore.io.ImageData`, refusing empty images and NaN or Inf."""
     from microrestore.api import check_image
     from microrestore.io import read_image
 
-    per_file = []
+    images = []
     for path in paths:
         image = read_image(path, axes=axes)
         check_image(image)
-        per_file.append(samples_from_image(image, ndim, channels))
-    return per_file
+        images.append(image)
+    return images
+
+
+def load_samples(paths: Sequence[Path], *, ndim: int, axes: str | None, channels: int = 1) -> list[list[np.ndarray]]:
+    """Read each file and split it into samples; one list of samples per file."""
+    return [samples_from_image(image, ndim, channels) for image in load_images(paths, axes=axes)]
 
 
 def check_pair_shapes(

@@ -1,4 +1,4 @@
-"""Intensity normalisers: percentile (CSBDeep), fixed factor (c²GAN) and mean/std.
+"""Intensity normalisers: percentile (CSBDeep), fixed factor (c²GAN), mean/std and background offset (TiS/SiS-rDL).
 
 Every normaliser is affine. ``fit(array)`` estimates its parameters, a :class:`NormParams` holding ``shift``
 and ``divisor`` (one value, or one per channel), and ``apply(array, params)`` returns
@@ -266,6 +266,94 @@ class PercentileNormalizer(_AffineNormalizer):
         return NormParams(shift=tuple(shifts), divisor=tuple(divisors))
 
 
+def estimate_offset(values: np.ndarray, estimator: str = "percentile", percentile: float = 1.0) -> float:
+    """Estimate the background level (camera offset plus diffuse background) of an image's values.
+
+    Parameters
+    ----------
+    values
+        Pixel values (any shape; a subsample is enough).
+    estimator
+        ``percentile``: the ``percentile``-th percentile (it sits a couple of noise standard deviations below
+        the background level); ``mode``: the most frequent value among the darker 90 % of the pixels, i.e. the
+        level of the background that most pixels of a fluorescence image show (unit-wide bins for integer data,
+        a smoothed 512-bin histogram otherwise).
+    percentile
+        Percentile of the ``percentile`` estimator.
+
+    Returns
+    -------
+    float
+        The background level in the values' units.
+    """
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size == 0:
+        raise InputError("cannot estimate the background of an empty image")
+    if estimator == "percentile":
+        return float(np.percentile(flat, percentile))
+    if estimator != "mode":
+        raise InputError(f"unknown offset estimator {estimator!r}; valid: percentile, mode")
+    dark = flat[flat <= np.percentile(flat, 90.0)]
+    lo, hi = float(dark.min()), float(dark.max())
+    if hi <= lo:
+        return lo
+    integer = bool(np.all(dark == np.round(dark)))
+    bins = int(min(hi - lo + 1, 4096)) if integer else 512
+    edges = np.linspace(lo - 0.5, hi + 0.5, bins + 1) if integer and bins == hi - lo + 1 else bins
+    counts, edge_values = np.histogram(dark, bins=edges)
+    # A light smoothing keeps single-bin spikes (quantisation, hot values) from winning.
+    from scipy.ndimage import gaussian_filter1d
+
+    smooth = gaussian_filter1d(counts.astype(np.float64), sigma=max(1.0, bins / 256.0), mode="nearest")
+    peak = int(np.argmax(smooth))
+    return float(0.5 * (edge_values[peak] + edge_values[peak + 1]))
+
+
+class BackgroundNormalizer(_AffineNormalizer):
+    """Background (camera offset) subtracted, then scaled: ``(x - offset) / (p_high(x) - offset)``.
+
+    The offset is given (``offset``) or estimated on every image (see :func:`estimate_offset`); the scale is
+    the ``high`` percentile above it. :meth:`invert` adds the offset back, so outputs stay in the input's units.
+    With ``offset=None`` and the ``percentile`` estimator this is exactly :class:`PercentileNormalizer`.
+
+    Attributes
+    ----------
+    offset
+        Background level in input units; ``None`` estimates it per image (or per channel).
+    estimator
+        ``percentile`` or ``mode`` (see :func:`estimate_offset`).
+    offset_percentile
+        Percentile of the ``percentile`` estimator.
+    high
+        Percentile mapped to 1.
+    per_image
+        Fit on every image (``True``) or once on the training data (``False``).
+    per_channel
+        One offset and scale per channel of a channel-first array.
+    """
+
+    kind: Literal["background"] = "background"
+    offset: float | None = Field(None, allow_inf_nan=False)
+    estimator: Literal["percentile", "mode"] = "percentile"
+    offset_percentile: float = Field(1.0, ge=0.0, lt=50.0)
+    high: float = Field(99.8, gt=50.0, le=100.0)
+    per_image: bool = True
+    per_channel: bool = False
+
+    def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> NormParams:
+        """Estimate (or take) the offset and the scale above it (see :meth:`_AffineNormalizer.fit`)."""
+        shifts, divisors = [], []
+        for values in _fit_values(array, self.per_channel, max_samples):
+            offset = (
+                float(self.offset)
+                if self.offset is not None
+                else estimate_offset(values, self.estimator, self.offset_percentile)
+            )
+            shifts.append(offset)
+            divisors.append(_safe_divisor(float(np.percentile(values, self.high)) - offset))
+        return NormParams(shift=tuple(shifts), divisor=tuple(divisors))
+
+
 class MeanStdNormalizer(_AffineNormalizer):
     """Standardisation: ``(x - mean) / std``.
 
@@ -351,7 +439,7 @@ class FixedNormalizer(_AffineNormalizer):
         return out
 
 
-Normalizer = PercentileNormalizer | FixedNormalizer | MeanStdNormalizer
+Normalizer = PercentileNormalizer | FixedNormalizer | MeanStdNormalizer | BackgroundNormalizer
 #: Discriminated union for pydantic configuration schemas (``normalization: NormalizerSpec``).
 NormalizerSpec = Annotated[Normalizer, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[Normalizer] = TypeAdapter(NormalizerSpec)
@@ -363,11 +451,11 @@ def normalizer_from_dict(data: dict[str, Any]) -> Normalizer:
     Parameters
     ----------
     data
-        A dict with ``kind`` (``percentile``, ``fixed`` or ``meanstd``) and the normaliser's fields.
+        A dict with ``kind`` (``percentile``, ``fixed``, ``meanstd`` or ``background``) and the normaliser's fields.
 
     Returns
     -------
-    PercentileNormalizer or FixedNormalizer or MeanStdNormalizer
+    PercentileNormalizer or FixedNormalizer or MeanStdNormalizer or BackgroundNormalizer
         The normaliser.
 
     Raises

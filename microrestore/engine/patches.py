@@ -401,3 +401,83 @@ def split_validation(
             f"image with {ny} rows is too small to hold out {fraction:.0%} for validation", _describe(image)
         )
     return [image[..., : ny - n_val, :]], [image[..., ny - n_val :, :]]
+
+
+def fit_patch_shape(patch_shape: Sequence[int], arrays: Sequence[np.ndarray]) -> tuple[int, ...]:
+    """Shrink a spatial patch shape to fit the smallest of channel-first ``arrays``.
+
+    For self-supervised training on a single small image. The two last (YX) sizes shrink together, so a square
+    patch stays square (and keeps all 8 rotations and flips).
+
+    Parameters
+    ----------
+    patch_shape
+        Wanted spatial patch size, e.g. ``(64, 64)`` or ``(16, 64, 64)``.
+    arrays
+        Images ``(C, *spatial)``.
+
+    Returns
+    -------
+    tuple of int
+        The patch shape, each size at most the smallest image's.
+    """
+    patch = [int(p) for p in patch_shape]
+    smallest = [min(int(a.shape[1 + i]) for a in arrays) for i in range(len(patch))]
+    fitted = [min(p, n) for p, n in zip(patch, smallest, strict=True)]
+    if len(fitted) >= 2 and patch[-1] == patch[-2]:
+        fitted[-1] = fitted[-2] = min(fitted[-1], fitted[-2])
+    return tuple(fitted)
+
+
+def training_sampler(
+    sources: Sequence[np.ndarray],
+    targets: Sequence[np.ndarray] | None,
+    patch_shape: Sequence[int],
+    *,
+    augment: bool,
+    foreground_bias: float,
+    validation_fraction: float,
+    seed: int,
+    validation_size: int,
+) -> tuple[PatchSampler, tuple[np.ndarray, np.ndarray | None] | None]:
+    """A paired training sampler and a fixed validation batch drawn from held-out images.
+
+    ``validation_fraction`` of the images (or, with one image, of its Y extent; see :func:`split_validation`) is
+    held out, unless that is 0 or leaves a validation part smaller than the patch: then every image trains and
+    there is no validation batch.
+
+    Parameters
+    ----------
+    sources, targets
+        Channel-first images; ``targets`` pairs with ``sources`` (``None`` for methods that build their own).
+    patch_shape
+        Spatial patch size.
+    augment, foreground_bias
+        As for :class:`PatchSampler` (the validation batch is never augmented).
+    validation_fraction
+        Share held out (0: none).
+    seed
+        Seed of the split and of the validation batch.
+    validation_size
+        Patches in the validation batch.
+
+    Returns
+    -------
+    tuple
+        ``(sampler, validation_batch)``; ``validation_batch`` is ``None`` without held-out images.
+    """
+    patch = tuple(int(p) for p in patch_shape)
+    train_src, val_src = list(sources), []
+    train_tgt, val_tgt = (list(targets) if targets is not None else None), None
+    single_too_small = len(train_src) == 1 and train_src[0].shape[-2] < 2 * patch[-2]
+    if validation_fraction > 0 and not single_too_small:
+        split_src, held_src = split_validation(sources, validation_fraction, seed)
+        if all(n >= p for n, p in zip(held_src[0].shape[1:], patch, strict=True)):
+            train_src, val_src = split_src, held_src
+            if targets is not None:
+                train_tgt, val_tgt = split_validation(targets, validation_fraction, seed)
+    sampler = PatchSampler(train_src, train_tgt, patch, paired=True, augment=augment, foreground_bias=foreground_bias)
+    if not val_src:
+        return sampler, None
+    val_sampler = PatchSampler(val_src, val_tgt, patch, paired=True, augment=False, foreground_bias=0.0)
+    return sampler, val_sampler.sample(np.random.default_rng([int(seed), 7]), validation_size)

@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -363,3 +364,46 @@ def _set_sink_counts(out: Any, counts: tuple[int, int] | None) -> None:
 
 def _note(message: str) -> None:
     print(f"microrestore: {message}", file=sys.stderr, flush=True)
+
+def load_network_model(
+    model: str | Path | None, options: PredictOptions, *, method: str, default_model: str | None
+) -> tuple[Any, Any]:
+    """Load a single-network model (folder, zoo id or bioimage.io package) into a tiled predictor.
+
+    The loading every one-network method shares (CARE, rdl-denoise, n2v): a ``.zip`` exported by microrestore is
+    opened natively, any other bioimage.io package runs through ``bioimageio.core``; a model folder or zoo id
+    (``default_model`` when ``model`` is ``None``) is rebuilt from its network spec ``net``.
+
+    Parameters
+    ----------
+    model
+        Model folder, zoo id, package path, or ``None`` for ``default_model``.
+    options
+        Inference options.
+    method
+        The method the model must have been trained with.
+    default_model
+        Zoo id or path used when ``model`` is ``None``.
+
+    Returns
+    -------
+    tuple
+        ``(predictor, bundle)``: ``bundle`` is the :class:`~microrestore.engine.modeldir.ModelBundle`, or
+        ``None`` for a foreign bioimage.io package.
+    """
+    from microrestore.bioimage.importer import is_bioimage_package
+
+    if is_bioimage_package(model, method=method):
+        from microrestore.bioimage.importer import load_bioimage_predictor
+
+        return load_bioimage_predictor(model, options), None  # type: ignore[arg-type]
+    from microrestore.engine.modeldir import load_model
+    from microrestore.nn import build_network
+    from microrestore.zoo import resolve_model
+
+    reference = model or default_model
+    if reference is None:
+        raise InputError(f"method {method!r} has no default model; pass --model")
+    bundle = load_model(resolve_model(reference), expected_method=method)
+    network = bundle.build("net", build_network)
+    return NetworkPredictor.from_spec(network, bundle.network_specs["net"], bundle.normalization, options), bundle

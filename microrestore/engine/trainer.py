@@ -35,6 +35,7 @@ import math
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -206,6 +207,11 @@ class TrainerConfig:
     sync_batchnorm
         In a multi-process run on CUDA, turn batch-norm layers into ``SyncBatchNorm`` so that their statistics
         cover the global batch (on the CPU each process normalises its own share).
+    max_seconds
+        Stop after the first step that ends this many seconds after the run (or the resumed run) started, with
+        a checkpoint, as if ``fit(until=...)`` had asked for that step; ``None``: no time limit. The learning
+        rate schedule still spans ``steps``. With several processes, all stop after the step at which the
+        first of them runs out of time.
     """
 
     steps: int
@@ -221,6 +227,7 @@ class TrainerConfig:
     prefetch: bool | None = None
     stop_on_nan: bool = True
     sync_batchnorm: bool = True
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -231,6 +238,8 @@ class TrainerConfig:
             raise InputError(f"val_every must be zero or a positive integer, got {self.val_every!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
+            raise InputError(f"max_seconds must be a positive number of seconds, got {self.max_seconds!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -768,6 +777,7 @@ class Trainer:
         )
         prefetch = cfg.prefetch if cfg.prefetch is not None else self.device.type != "cpu"
         prefetcher = _Prefetcher(fetch, start, end) if prefetch else None
+        started = time.monotonic()
         try:
             with interrupt.installed(), display:
                 for step in range(start, end):
@@ -792,11 +802,14 @@ class Trainer:
                     in_step = False
                     done = self.step = step + 1
 
-                    # Every rank stops after the same step when any of them was asked to.
+                    # Every rank stops after the same step when any of them was asked to (or ran out of time).
                     stop = interrupt.requested if group is None else dist_utils.any_flag(interrupt.requested, group)
-                    final = done == cfg.steps
+                    out_of_time = cfg.max_seconds is not None and time.monotonic() - started >= cfg.max_seconds
+                    if cfg.max_seconds is not None and group is not None:
+                        out_of_time = dist_utils.any_flag(out_of_time, group)
+                    final = done == cfg.steps or (out_of_time and done < end)
                     validate = has_validation and (final or (cfg.val_every > 0 and done % cfg.val_every == 0))
-                    checkpoint = done == end or done % cfg.checkpoint_every == 0 or stop
+                    checkpoint = done == end or done % cfg.checkpoint_every == 0 or stop or out_of_time
                     if checkpoint or validate or done % cfg.log_every == 0:
                         last_row = flush(done, validate)
                         display.update(done, {k: v for k, v in last_row.items() if k != "step"})
@@ -807,6 +820,9 @@ class Trainer:
                     if stop:
                         display.message(f"interrupted: checkpoint written at step {done}")
                         interrupt.reraise()
+                    if out_of_time and done < end:
+                        display.message(f"time budget of {cfg.max_seconds:g} s reached: stopped at step {done}")
+                        break
         except KeyboardInterrupt:
             # A second Ctrl-C, or one outside the main thread: save only if no step was half done (and, with
             # several processes, never: the others are not there to agree).

@@ -8,7 +8,7 @@ Networks: :class:`UNet` (CARE), :class:`ResnetGenerator` and :class:`UNetGenerat
 Importing this package imports torch.
 """
 
-from microrestore.nn.fnsm import FNSM, FNSMInput, otf_cutoff
+from microrestore.nn.fnsm import FNSM, FNSMInput, fnsm_report, otf_cutoff
 from microrestore.nn.patchgan import PatchGAN
 from microrestore.nn.rcan import RCAB, RCAN, ChannelAttention, ResidualGroup
 from microrestore.nn.registry import NETWORKS, build_network, count_parameters, register_network
@@ -31,6 +31,7 @@ __all__ = [
     "build_network",
     "chain_receptive_radius",
     "count_parameters",
+    "fnsm_report",
     "init_weights",
     "layer_class",
     "make_activation",

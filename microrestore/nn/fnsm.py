@@ -23,7 +23,7 @@ from torch import nn
 
 from microrestore.nn.unet import check_ndim, layer_class
 
-__all__ = ["FNSM", "FNSMInput", "otf_cutoff"]
+__all__ = ["FNSM", "FNSMInput", "fnsm_report", "otf_cutoff"]
 
 
 def otf_cutoff(na: float, wavelength_nm: float) -> float:
@@ -251,3 +251,33 @@ class FNSMInput(nn.Module):
         if self.ndim == 2:
             return torch.cat([filtered, raw], dim=1)
         return raw + filtered
+
+
+def fnsm_report(network: nn.Module) -> dict[str, float | str]:
+    """The learned cutoff and slope of the (first) FNSM inside ``network``, for a model's metrics.
+
+    Parameters
+    ----------
+    network
+        Any module; its submodules are searched for an :class:`FNSM`.
+
+    Returns
+    -------
+    dict
+        Empty without an FNSM; else ``fnsm_cutoff`` and ``fnsm_slope`` (in the module's units, named by
+        ``fnsm_unit``: ``1/um`` or ``cycles/pixel``), ``fnsm_cutoff_cycles_per_pixel`` and, with a pixel size,
+        ``fnsm_cutoff_per_um`` (laterally isotropic pixels: the first transformed axis's size is used).
+    """
+    for module in network.modules():
+        if isinstance(module, FNSM):
+            cutoff, slope = float(module.cutoff.detach()), float(module.slope.detach())
+            report: dict[str, float | str] = {"fnsm_cutoff": cutoff, "fnsm_slope": slope}
+            if module.pixel_size is None:
+                report["fnsm_unit"] = "cycles/pixel"
+                report["fnsm_cutoff_cycles_per_pixel"] = cutoff
+            else:
+                report["fnsm_unit"] = "1/um"
+                report["fnsm_cutoff_per_um"] = cutoff
+                report["fnsm_cutoff_cycles_per_pixel"] = cutoff * module.pixel_size[-1]
+            return report
+    return {}

@@ -88,6 +88,9 @@ class TrainRequest:
         Axes of the training images when their metadata does not say.
     progress
         Show the live training display.
+    max_seconds
+        Stop training after this many seconds (with a checkpoint and a saved model) even if fewer steps were
+        run; ``None``: no time limit. The learning-rate schedule still spans the configured steps.
     """
 
     source: list[Path]
@@ -99,6 +102,7 @@ class TrainRequest:
     device: str = "auto"
     axes: str | None = None
     progress: bool = True
+    max_seconds: float | None = None
 
 
 @runtime_checkable
@@ -139,6 +143,9 @@ class Method:
         Zoo id or path of the model used when ``--model`` is not given.
     needs_model
         ``False`` for classical methods that run without weights.
+    self_supervised
+        ``True`` when ``train`` learns from source images alone (no targets) and the model it writes can be
+        loaded by ``load``: ``restore --self-supervised`` then trains on each input itself before restoring it.
     citation
         Reference for the method.
     """
@@ -152,6 +159,7 @@ class Method:
     predict_schema: type[BaseModel] | None = None
     default_model: str | None = None
     needs_model: bool = True
+    self_supervised: bool = False
     citation: str = ""
     plugin: str = ""
     plugin_version: str = ""

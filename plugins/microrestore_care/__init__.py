@@ -25,14 +25,9 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
     (Foreign bioimage.io packages never get here: :func:`microrestore.api.load_predictor` runs them through
     ``bioimageio.core``.)
     """
-    from microrestore.engine.modeldir import load_model
-    from microrestore.engine.predictor import NetworkPredictor
-    from microrestore.nn import build_network
-    from microrestore.zoo import resolve_model
+    from microrestore.engine.predictor import load_network_model
 
-    bundle = load_model(resolve_model(model or DEFAULT_MODEL), expected_method="care")
-    network = bundle.build("net", build_network)
-    return NetworkPredictor.from_spec(network, bundle.network_specs["net"], bundle.normalization, options)
+    return load_network_model(model, options, method="care", default_model=DEFAULT_MODEL)[0]
 
 
 def train(request: TrainRequest) -> Path:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from microrestore.configs import FNSMOptions
 
 
-class CareConfig(BaseModel):
-    """Configuration of a supervised CARE model (Weigert et al. 2018) and its training."""
+class CareConfig(FNSMOptions):
+    """Configuration of a supervised CARE model (Weigert et al. 2018) and its training.
+
+    ``fnsm: true`` (with ``na``, ``wavelength_nm`` and the pixel size) adds the Fourier noise-suppression module
+    of TiS/SiS-rDL at the U-Net's input (see :class:`microrestore.configs.FNSMOptions`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -22,8 +28,6 @@ class CareConfig(BaseModel):
     """Convolution kernel size."""
     residual: bool = True
     """Predict a correction added to the input (CARE's default for denoising)."""
-    fnsm: bool = False
-    """Add the Fourier noise suppression module at the input (see TiS/SiS-rDL)."""
     patch_size: int = Field(64, ge=16)
     """Edge of the training patches (YX) in pixels."""
     patch_depth: int = Field(16, ge=4)

@@ -12,13 +12,13 @@ import torch.nn.functional as F
 
 from microrestore import __version__
 from microrestore.configs import validate
-from microrestore.engine.datasets import check_pair_shapes, load_samples, pair_by_name
+from microrestore.engine.datasets import check_pair_shapes, load_images, load_samples, pair_by_name, samples_from_image
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.normalization import PercentileNormalizer
-from microrestore.engine.patches import PatchSampler, split_validation
+from microrestore.engine.patches import training_sampler
 from microrestore.engine.trainer import Trainer, constant_then_linear_decay, trainer_config
 from microrestore.errors import InputError
-from microrestore.nn import UNet
+from microrestore.nn import UNet, fnsm_report
 from microrestore.plugins.registry import TrainRequest
 from microrestore_care.config import CareConfig
 
@@ -67,7 +67,8 @@ def train(request: TrainRequest) -> Path:
     if not request.target:
         raise InputError("CARE is supervised: give --target images paired with --source by file name")
     pairs = pair_by_name(request.source, request.target)
-    sources = load_samples([p[0] for p in pairs], ndim=config.ndim, axes=request.axes)
+    source_images = load_images([p[0] for p in pairs], axes=request.axes)
+    sources = [samples_from_image(image, config.ndim) for image in source_images]
     targets = load_samples([p[1] for p in pairs], ndim=config.ndim, axes=request.axes)
     check_pair_shapes(pairs, sources, targets)
 
@@ -87,19 +88,16 @@ def train(request: TrainRequest) -> Path:
         if config.ndim == 3
         else (config.patch_size, config.patch_size)
     )
-    train_src, val_src, train_tgt, val_tgt = src_norm, [], tgt_norm, []
-    if config.validation_fraction > 0:
-        train_src, val_src = split_validation(src_norm, config.validation_fraction, config.seed)
-        train_tgt, val_tgt = split_validation(tgt_norm, config.validation_fraction, config.seed)
-        if min(val_src[0].shape[-2:]) < config.patch_size:  # too small to validate on: keep it for training
-            train_src, val_src, train_tgt, val_tgt = src_norm, [], tgt_norm, []
-    sampler = PatchSampler(
-        train_src, train_tgt, patch, paired=True, augment=config.augment, foreground_bias=config.foreground_bias
+    sampler, validation = training_sampler(
+        src_norm,
+        tgt_norm,
+        patch,
+        augment=config.augment,
+        foreground_bias=config.foreground_bias,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+        validation_size=max(8, config.batch_size),
     )
-    validation = None
-    if val_src:
-        val_sampler = PatchSampler(val_src, val_tgt, patch, paired=True, augment=False, foreground_bias=0.0)
-        validation = val_sampler.sample(np.random.default_rng([config.seed, 7]), max(8, config.batch_size))
 
     torch.manual_seed(config.seed)
     network = UNet(
@@ -110,7 +108,7 @@ def train(request: TrainRequest) -> Path:
         base_filters=config.base_filters,
         kernel_size=config.kernel_size,
         residual=config.residual,
-        fnsm={} if config.fnsm else None,
+        fnsm=config.fnsm_spec(config.ndim, source_images[0].pixel_size.get("X")),
     )
     task = CareTask(network, config)
     trainer = Trainer(
@@ -137,6 +135,6 @@ def train(request: TrainRequest) -> Path:
             "source": [str(p[0]) for p in pairs],
             "target": [str(p[1]) for p in pairs],
         },
-        metrics=final,
+        metrics={**final, **fnsm_report(network)},
     )
     return request.output

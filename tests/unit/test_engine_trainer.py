@@ -177,3 +177,17 @@ def test_fit_restores_global_determinism_settings(tmp_path: Path) -> None:
     before = torch.are_deterministic_algorithms_enabled()
     Trainer(Tiny(), sample, tmp_path, _config(steps=2, deterministic=not before), progress=False).fit()
     assert torch.are_deterministic_algorithms_enabled() is before
+
+
+def test_time_budget_stops_with_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
+    validation = sample(np.random.default_rng(99), 4)
+    trainer = Trainer(
+        Tiny(), sample, tmp_path, _config(max_seconds=1e-9, val_every=0), progress=False, validation_batch=validation
+    )
+    final = trainer.fit()
+    assert trainer.step == 1 and final["step"] == 1 and "val_mse" in final
+    assert read_checkpoint_record(tmp_path / "checkpoints")["step"] == 1
+    resumed = Trainer(Tiny(), sample, tmp_path, _config(), progress=False).fit(resume=True)
+    assert resumed["step"] == 20
+    with pytest.raises(InputError, match="max_seconds"):
+        _config(max_seconds=0)

@@ -1,0 +1,76 @@
+"""TiS-rDL / SiS-rDL: self-supervised denoising of a noisy time-lapse or z-stack (Qiao et al.).
+
+A time-lapse's even frames are inputs and its odd frames targets (TiS); a z-stack's even slices are inputs and
+its odd slices targets, with the amending constraint that removes the expected difference between neighbouring
+slices (SiS). The network is an RCAN (2D, frames as samples, or RCAN-3D on z x y x x patches), optionally with
+the Fourier noise-suppression module (FNSM). Train once (``microrestore train rdl-denoise --mode tis ...``) or
+on the image itself (``microrestore denoise movie.tif --method rdl-denoise --self-supervised``).
+
+A built-in plugin, registered through the ``microrestore.plugins`` entry point like any third-party one.
+This module stays import-light: torch is loaded only when a model is loaded or trained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from microrestore import hookimpl
+from microrestore.plugins.registry import Method, PredictOptions, TrainRequest
+
+CITATION = (
+    "Qiao, C. et al. Rationalized deep learning super-resolution microscopy for sustained live imaging of rapid "
+    "subcellular processes. Nature Biotechnology 41, 367-377 (2023). doi:10.1038/s41587-022-01471-3"
+)
+DEFAULT_MODEL = "rdl-denoise-tis-2d"
+
+
+class _TimeAsDepth:
+    """Runs a 3D model trained with a 2D time-lapse's frames as z on time-lapses (T taken as Z)."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+
+    def predict(self, image: Any, out: Any = None) -> Any:
+        """Relabel T as Z when the image has no Z axis, then predict."""
+        if "Z" not in image.axes and "T" in image.axes:
+            from microrestore.io import ImageData
+
+            image = ImageData(image.data, image.axes.replace("T", "Z"), path=image.path, metadata=image.metadata)
+        return self.predictor.predict(image, out)
+
+
+def load(model: str | Path | None, options: PredictOptions) -> Any:
+    """Load an rdl-denoise model folder, zoo id or bioimage.io package into a tiled predictor."""
+    from microrestore.engine.predictor import load_network_model
+
+    predictor, bundle = load_network_model(model, options, method="rdl-denoise", default_model=DEFAULT_MODEL)
+    return _TimeAsDepth(predictor) if bundle is not None and bundle.config.get("depth_axis") == "T" else predictor
+
+
+def train(request: TrainRequest) -> Path:
+    """Train TiS-rDL or SiS-rDL (see :mod:`microrestore_rdl_denoise.training`)."""
+    from microrestore_rdl_denoise.training import train as run
+
+    return run(request)
+
+
+@hookimpl
+def register_methods(register: Any) -> None:
+    """Register the ``rdl-denoise`` method."""
+    from microrestore_rdl_denoise.config import RDLConfig
+
+    register(
+        Method(
+            name="rdl-denoise",
+            task="denoise",
+            summary="Self-supervised TiS/SiS-rDL: trained on a noisy time-lapse (even/odd frames) or z-stack "
+            "(even/odd slices, amending constraint); RCAN 2D/3D, optional FNSM",
+            load=load,
+            train=train,
+            config_schema=RDLConfig,
+            default_model=DEFAULT_MODEL,
+            self_supervised=True,
+            citation=CITATION,
+        )
+    )
