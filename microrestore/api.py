@@ -83,7 +83,19 @@ def load_predictor(method: Method, model: str | Path | None, options: PredictOpt
         options.params = validate_params(method, options.params)
     elif options.params:
         raise InputError(f"method {method.name!r} takes no --set options (got {', '.join(options.params)})")
-    return method.load(model, options)
+    if method.needs_model:
+        from microrestore.bioimage.importer import is_bioimage_package
+
+        if is_bioimage_package(model, method=method.name):
+            # any bioimage.io package (rdf.yaml, or a zip that does not carry this method's model folder) runs
+            # through bioimageio.core; microrestore's own exports load natively through the method
+            from microrestore.bioimage.importer import load_bioimage_predictor
+
+            return load_bioimage_predictor(model, options)
+    from microrestore.plugins.registry import PluginPredictor, call_plugin
+
+    predictor = call_plugin(method.plugin_label, f"{method.name} load", method.load, model, options)
+    return PluginPredictor(predictor, method.plugin_label, method.name)
 
 
 def validate_params(method: Method, params: dict[str, Any]) -> dict[str, Any]:
@@ -239,8 +251,13 @@ def restore_files(
     """Restore files (paths, folders or globs) into ``output`` (a file for one input, else a folder).
 
     The model is loaded once. Each output is written under a temporary name and renamed when complete, so
-    an interrupted run never leaves a partial file. Outputs keep the input's dtype, axes and pixel sizes
-    unless ``dtype`` says otherwise; values that do not fit the dtype are reported through ``warn``.
+    an interrupted run never leaves a partial file, and ``overwrite=False`` resumes it: outputs that exist are
+    finished and skipped. Outputs keep the input's dtype, axes and pixel sizes unless ``dtype`` says
+    otherwise; values that do not fit the dtype are reported through ``warn``.
+
+    Under torchrun (``WORLD_SIZE`` > 1) each process restores every ``WORLD_SIZE``-th file starting at its
+    ``RANK`` (on GPU ``LOCAL_RANK`` when the device is CUDA); the processes share no state, so a file a
+    process finished is never redone by another.
 
     With ``self_supervised``, a self-supervised method is first trained on each input itself (its own model,
     within the given budget), then restores it; ``on_file`` is called before that training.
@@ -252,16 +269,29 @@ def restore_files(
     items = [str(i) for i in inputs]
     paths = expand_inputs(items)
     outputs = plan_outputs(paths, Path(output), many=inputs_are_many(items))
+    pairs = list(zip(paths, outputs))
+    from microrestore.engine.ranks import env_world, shard_items
+
+    _, world, local_rank = env_world()
+    if world > 1:  # under torchrun: this process takes every world-th file, on its own GPU
+        pairs = shard_items(pairs)
+        if options.device.strip().lower() in ("auto", "cuda") or options.device.strip().lower().startswith("cuda:"):
+            import torch
+
+            if torch.cuda.is_available():
+                options.device = f"cuda:{local_rank % torch.cuda.device_count()}"
+    if not overwrite:
+        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]  # finished: outputs appear only when complete
+    if not pairs:
+        return []
     if self_supervised is None:
         predictor = load_predictor(found, model, options)
     else:
         _check_self_supervised(found, model)
     results = []
-    for index, (src, dst) in enumerate(zip(paths, outputs)):
+    for index, (src, dst) in enumerate(pairs):
         if on_file is not None:
-            on_file(index, len(paths), src)
-        if dst.exists() and not overwrite:
-            continue
+            on_file(index, len(pairs), src)
         big = src.stat().st_size > STREAM_BYTES
         image = read_image(src, axes=axes, memmap=True if big else None)
         check_image(image)
@@ -279,16 +309,26 @@ def _restore_one(
 ) -> RestoreResult:
     from microrestore.engine.outputs import OutputSink
     from microrestore.io import output_memmap, write_image
+    from microrestore.io.lazy import is_lazy
 
     start = time.perf_counter()
     out_dtype = output_dtype(image.data.dtype, dtype)
     nbytes = int(np.prod(image.data.shape)) * max(out_dtype.itemsize, 4)
-    streamed = isinstance(image.data, np.memmap) or nbytes > STREAM_BYTES
-    if streamed:
+    streamed = isinstance(image.data, np.memmap) or is_lazy(image.data) or nbytes > STREAM_BYTES
+    writer = _streamed_writer(dst) if streamed else None
+    if streamed and writer is not None:
+        from microrestore.io.atomic import atomic_path
+
+        with atomic_path(dst, keep_name=True, replace_folder=True) as tmp:
+            with writer(tmp, image.data.shape, out_dtype, image.axes, image.pixel_size) as array:
+                sink = OutputSink(array)
+                predictor.predict(image, out=sink)
+    elif streamed and dst.name.lower().endswith((".tif", ".tiff")):
         with output_memmap(dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size) as mm:
             sink = OutputSink(mm)
             predictor.predict(image, out=sink)
     else:
+        streamed = False
         sink = OutputSink(np.empty(image.data.shape, dtype=out_dtype))
         predictor.predict(image, out=sink)
         write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size)
@@ -314,6 +354,14 @@ def _restore_one(
     )
 
 
+def _streamed_writer(dst: Path) -> Callable[..., Any] | None:
+    """The ``open_streamed`` of the plugin writer for ``dst`` (OME-Zarr), if any."""
+    from microrestore.plugins import get_registry
+
+    writer = get_registry().writer_for(dst)
+    return writer.open_streamed if writer is not None else None
+
+
 def train(
     method: str,
     source: Sequence[str | Path],
@@ -337,6 +385,9 @@ def train(
     found = get_method(method)
     if found.train is None:
         raise InputError(f"method {method!r} needs no training (it has no train step)")
+    from microrestore.engine.ranks import env_world
+
+    progress = progress and env_world()[0] == 0  # several processes: rank 0 alone shows progress and notes
     request = TrainRequest(
         source=expand_inputs([str(s) for s in source]),
         target=expand_inputs([str(t) for t in target]) if target else [],
@@ -349,7 +400,9 @@ def train(
         progress=progress,
         max_seconds=max_seconds,
     )
-    return found.train(request)
+    from microrestore.plugins.registry import call_plugin
+
+    return call_plugin(found.plugin_label, f"{found.name} train", found.train, request)
 
 
 def evaluate(prediction: np.ndarray, ground_truth: np.ndarray, data_range: float | None = None) -> dict[str, float]:

@@ -103,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MicrorestoreError as exc:
         if debug:
             raise
-        console.print(f"[bold red]Error:[/] {_one_line(str(exc))}")
+        if not getattr(exc, "forwarded", False):  # another process of a torchrun job printed it already
+            console.print(f"[bold red]Error:[/] {_one_line(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("Interrupted.")

@@ -35,8 +35,17 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         ),
         dtype: str = typer.Option("same", "--dtype", help="Output dtype: same (the input's), float32, uint16, ..."),
         settings: list[str] = typer.Option(None, "--set", help="Method option key=value (repeatable)."),
-        skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that already exist."),
+        skip_existing: bool = typer.Option(
+            False, "--skip-existing", help="Leave outputs that already exist (resume an interrupted run)."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+        precision: str = typer.Option(
+            "fp32", "--precision", help="Network precision: fp32, bf16, fp16 (CUDA) or auto (bf16 on CUDA)."
+        ),
+        compile_network: bool = typer.Option(False, "--compile", help="Compile the network with torch.compile."),
+        nproc: int = typer.Option(
+            1, "--nproc", "--gpus", help="Processes (one per GPU) sharing the files, started by torchrun's launcher."
+        ),
         self_supervised: bool = typer.Option(
             False,
             "--self-supervised",
@@ -54,31 +63,56 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             None, "--save-model", help="With --self-supervised: keep each input's model in this folder."
         ),
     ) -> None:
-        _run(
-            task,
-            inputs=inputs,
-            output=output,
-            method=method,
-            model=model,
-            axes=axes,
-            device=device,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            dtype=dtype,
-            settings=settings,
-            skip_existing=skip_existing,
-            quiet=quiet,
-            self_supervised=self_supervised,
-            train_steps=train_steps,
-            train_seconds=train_seconds,
-            config=config,
-            save_model=save_model,
-        )
+        kw = {
+            "inputs": inputs,
+            "output": output,
+            "method": method,
+            "model": model,
+            "axes": axes,
+            "device": device,
+            "tile": tile,
+            "overlap": overlap,
+            "batch_size": batch_size,
+            "dtype": dtype,
+            "settings": settings,
+            "skip_existing": skip_existing,
+            "quiet": quiet,
+            "precision": precision,
+            "compile": compile_network,
+            "self_supervised": self_supervised,
+            "train_steps": train_steps,
+            "train_seconds": train_seconds,
+            "config": config,
+            "save_model": save_model,
+        }
+        from microrestore.cli.launch import check_nproc
+
+        if check_nproc(nproc):
+            from microrestore.cli.launch import launch_or_raise
+
+            launch_or_raise(nproc, _worker_args(task, kw))
+            return
+        _run(task, **kw)
 
     command.__doc__ = summary
     command.__name__ = task
     return command
+
+
+def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
+    """The command line that repeats this command in each worker process."""
+    args = [task, *map(str, kw["inputs"]), "--output", str(kw["output"])]
+    valued = ("method", "model", "axes", "device", "tile", "overlap", "batch_size", "dtype", "precision")
+    valued += ("train_steps", "train_seconds", "config", "save_model")
+    for name in valued:
+        if kw[name] is not None:
+            args += [f"--{name.replace('_', '-')}", str(kw[name])]
+    for item in kw["settings"] or []:
+        args += ["--set", item]
+    flags = (("skip_existing", "--skip-existing"), ("quiet", "--quiet"), ("compile", "--compile"))
+    for name, flag in (*flags, ("self_supervised", "--self-supervised")):
+        args += [flag] if kw[name] else []
+    return args
 
 
 def _run(task: str, **kw: Any) -> None:
@@ -90,6 +124,8 @@ def _run(task: str, **kw: Any) -> None:
         raise InputError(f"give --method; {task} methods: {', '.join(known) or 'none installed'}")
     if kw["tile"] is not None and kw["tile"] < 16:
         raise InputError(f"--tile {kw['tile']} is too small (at least 16 pixels)")
+    if kw["precision"] not in ("auto", "fp32", "bf16", "fp16"):
+        raise InputError(f"unknown --precision {kw['precision']!r}; use fp32, bf16, fp16 or auto")
     if kw["overlap"] < 0 or (kw["batch_size"] is not None and kw["batch_size"] < 1):
         raise InputError("--overlap must be >= 0 and --batch-size >= 1")
     params = parse_settings(kw["settings"])
@@ -100,6 +136,8 @@ def _run(task: str, **kw: Any) -> None:
         overlap=kw["overlap"],
         batch_size=kw["batch_size"],
         params=params,
+        precision=kw["precision"],
+        compile=kw["compile"],
     )
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 

@@ -31,26 +31,56 @@ def train(
     axes: str = typer.Option(None, "--axes", help="Axes of the training images when metadata lacks them."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress display."),
     max_seconds: float = typer.Option(None, "--max-seconds", help="Stop training after this many seconds."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        "--gpus",
+        help="Data-parallel processes (one per GPU; gloo on the CPU): starts torchrun's launcher. The batch "
+        "size stays the global one.",
+    ),
 ) -> None:
     """Train a model; writes config, weights, metrics.csv and checkpoints into the model folder.
 
     Method options: `--config FILE`, `--set key=value`, or any `--key value` the method's configuration knows
     (e.g. `microrestore train rdl-denoise --mode sis ...`); later ones win.
     """
-    from microrestore import api
+    from microrestore.cli.launch import check_nproc
 
     values = merge(merge(load_config_file(config), parse_settings(settings)), parse_extra_options(ctx.args))
-    path = api.train(
-        method,
-        source,
-        output,
-        target=target or (),
-        config=values,
-        steps=steps,
-        resume=resume,
-        device=device,
-        axes=axes,
-        progress=not quiet,
-        max_seconds=max_seconds,
-    )
-    console.print(f"model written to {path}")
+    if check_nproc(nproc):
+        from microrestore.cli.launch import launch_or_raise
+
+        args = ["train", method, *_repeat("--source", source), *_repeat("--target", target or [])]
+        args += ["--output", str(output), *_repeat("--set", settings or []), "--device", device]
+        args += ["--config", str(config)] if config is not None else []
+        args += ["--steps", str(steps)] if steps is not None else []
+        args += ["--max-seconds", str(max_seconds)] if max_seconds is not None else []
+        args += ["--axes", axes] if axes is not None else []
+        args += ["--resume"] * resume + ["--quiet"] * quiet
+        launch_or_raise(nproc, [*args, *ctx.args])
+        return
+    from microrestore import api
+    from microrestore.engine.distributed import is_main_process, leave
+
+    try:
+        path = api.train(
+            method,
+            source,
+            output,
+            target=target or (),
+            config=values,
+            steps=steps,
+            resume=resume,
+            device=device,
+            axes=axes,
+            progress=not quiet,
+            max_seconds=max_seconds,
+        )
+    finally:
+        leave()
+    if is_main_process():
+        console.print(f"model written to {path}")
+
+
+def _repeat(option: str, values: list[str]) -> list[str]:
+    return [item for value in values for item in (option, str(value))]

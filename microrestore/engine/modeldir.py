@@ -148,6 +148,8 @@ def save_model(
 ) -> Path:
     """Write a model folder: ``weights.safetensors`` then ``config.yaml``, both atomically.
 
+    In a multi-process run (torchrun) only rank 0 writes; the other ranks return at once.
+
     Parameters
     ----------
     directory
@@ -181,8 +183,11 @@ def save_model(
         Invalid network names, missing specs, or values that are not plain data.
     """
     from microrestore import __version__
+    from microrestore.engine.distributed import is_main_process
 
     directory = Path(directory)
+    if not is_main_process():  # data-parallel training: every rank holds the same weights; rank 0 writes
+        return directory
     directory.mkdir(parents=True, exist_ok=True)
     if set(network_specs) != set(networks):
         raise MicrorestoreError(f"network specs {sorted(network_specs)} do not match the networks {sorted(networks)}")

@@ -3,6 +3,11 @@
 Discriminators are trained on a mix of the newest generated images and older ones, which damps oscillation.
 The pool draws its randomness from the generator it is given (``ctx.rng`` in a training step), and its
 contents go into checkpoints through :meth:`ImagePool.state_tensors`, so a resumed run sees the same pool.
+
+In a data-parallel run (several processes, see :mod:`microrestore.engine.distributed`) the pool is global:
+each query gathers the ranks' shares of the batch, every rank runs the same query on the whole batch with the
+same generator, and takes back its own share. Every rank then holds the same pool (the one a single process
+would hold), so rank 0's checkpoint is complete and resuming with another number of processes is exact.
 """
 
 from __future__ import annotations
@@ -53,6 +58,17 @@ class ImagePool:
         images = images.detach()
         if self.size == 0:
             return images
+        from microrestore.engine.distributed import all_gather_batch, is_distributed
+
+        if is_distributed():
+            import torch.distributed as dist
+
+            share = images.shape[0]
+            start = dist.get_rank() * share
+            return self._query(all_gather_batch(images), rng)[start : start + share]
+        return self._query(images, rng)
+
+    def _query(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         out = []
         for image in images:
             image = image.unsqueeze(0)

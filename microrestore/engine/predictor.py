@@ -8,6 +8,8 @@ caller's output (which may be a memory-mapped file of the input's dtype).
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from microrestore.errors import InputError
+from microrestore.errors import InputError, MicrorestoreError
 from microrestore.plugins.registry import PredictOptions
 
 
@@ -108,8 +110,16 @@ class NetworkPredictor:
         Spatial dims of the model (2 or 3).
     in_channels, out_channels
         Channels of the network.
+    output_normalization
+        Dict form of a *fixed* normaliser that maps the network's output back to the output's units, when it
+        differs from the input's (an A -> B model whose domains have their own intensity scales). Default:
+        the input's normaliser, with the parameters fitted on the input.
+    output_range
+        ``(low, high)`` the output is kept within (e.g. the exact image of a tanh output layer, so that float
+        rounding cannot leave it). Unlike ``output_transform`` it can be written in bioimage.io terms.
     output_transform
-        Optional mapping applied to each denormalised block (e.g. clamp at zero for a method that says so).
+        Optional mapping applied to each denormalised block (e.g. clamp at zero for a method that says so). A
+        model with one cannot be exported to bioimage.io (the mapping is opaque).
     """
 
     def __init__(
@@ -121,14 +131,17 @@ class NetworkPredictor:
         ndim: int = 2,
         in_channels: int = 1,
         out_channels: int = 1,
+        output_normalization: dict[str, Any] | None = None,
+        output_range: tuple[float, float] | None = None,
         output_transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         import torch
 
-        from microrestore.engine.device import resolve_device
+        from microrestore.engine.device import resolve_device, resolve_precision
         from microrestore.engine.normalization import normalizer_from_dict
 
         self.device = resolve_device(options.device)
+        self.precision = resolve_precision(self.device, options.precision)
         self.network = network.to(self.device).eval()
         # channels_last lets oneDNN/cuDNN pick their fast 2D convolution kernels (about 2x on CPU).
         self.memory_format = torch.channels_last if ndim == 2 else torch.contiguous_format
@@ -138,6 +151,10 @@ class NetworkPredictor:
         self.ndim = ndim
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.output_normalizer = None if output_normalization is None else normalizer_from_dict(output_normalization)
+        if self.output_normalizer is not None and self.output_normalizer.per_image:
+            raise ValueError("output_normalization must be a fixed normaliser (the output has no statistics)")
+        self.output_range = None if output_range is None else (float(output_range[0]), float(output_range[1]))
         self.output_transform = output_transform
         self.multiple = int(getattr(network, "size_multiple", 1))
         radius = int(getattr(network, "receptive_radius", options.overlap))
@@ -147,6 +164,8 @@ class NetworkPredictor:
         self.is_local = bool(getattr(network, "is_local", False))
         self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
         self._torch = torch
+        self._compiled: Any = None
+        self._tile_cap: int | None = None  # lowered after an out-of-memory error, for the images that follow
 
     @classmethod
     def from_spec(
@@ -192,6 +211,8 @@ class NetworkPredictor:
             )
         else:
             tile = (self.options.tile,) * len(spatial_shape)
+        if self._tile_cap is not None:
+            tile = tuple(min(int(t), self._tile_cap) for t in tile)
         m = self.multiple
         balanced = []
         for size, limit_t in zip(spatial_shape, tile):
@@ -202,9 +223,33 @@ class NetworkPredictor:
             balanced.append(max(-(-per_tile // m) * m, ov + m))
         return tuple(balanced), overlap
 
+    def to_output_units(self, block: np.ndarray, params: Any) -> np.ndarray:
+        """Map a block of network output to the output's units (``params``: the input normaliser's fit)."""
+        if self.output_normalizer is not None:
+            result = self.output_normalizer.invert(block)
+        else:
+            result = self.normalizer.invert(block, params)
+        if self.output_range is not None:
+            result = np.clip(result, *self.output_range, out=result)
+        return self.output_transform(result) if self.output_transform else result
+
     def forward(self, batch: Any) -> Any:
-        """Run the network on a batch of normalised tiles."""
-        return self.network(batch.contiguous(memory_format=self.memory_format))
+        """Run the network on a batch of normalised tiles (under autocast for bf16/fp16, compiled if asked)."""
+        from microrestore.engine.device import autocast_context
+
+        network = self._compiled_network() if self.options.compile else self.network
+        with autocast_context(self.device, self.precision):
+            result = network(batch.contiguous(memory_format=self.memory_format))
+        return result.float() if result.dtype != self._torch.float32 else result
+
+    def _compiled_network(self) -> Any:
+        if self._compiled is None:
+            try:
+                self._compiled = self._torch.compile(self.network)
+            except Exception as exc:  # no compiler for this platform: eager mode still gives the result
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); running uncompiled", stacklevel=2)
+                self._compiled = self.network
+        return self._compiled
 
     def predict(self, image: Any, out: Any = None) -> np.ndarray:
         """Restore ``image`` (an ImageData) into ``out`` or a new float32 array."""
@@ -224,8 +269,7 @@ class NetworkPredictor:
             return self.normalizer.apply(block, params)
 
         def post(block: np.ndarray) -> np.ndarray:
-            result = self.normalizer.invert(block, params)
-            return self.output_transform(result) if self.output_transform else result
+            return self.to_output_units(block, params)
 
         spatial_shape = [int(data.shape[image.axes.index(a)]) for a in layout.spatial]
         tile, overlap = self.plan_tiles(spatial_shape)
@@ -238,23 +282,88 @@ class NetworkPredictor:
             def report(tiles_done: int, tiles_total: int, block: int = done) -> None:
                 self.options.report(block * tiles_total + tiles_done, len(blocks) * tiles_total)
 
-            predict_tiled(
-                self.forward,
-                view,
-                out_channels=self.out_channels,
-                tile=tile,
-                overlap=overlap,
-                halo=self.halo,
-                multiple=self.multiple,
-                batch_size=self.batch_size,
-                device=self.device,
-                preprocess=pre,
-                postprocess=post,
-                sink=sink,
-                progress=report,
-            )
+            while True:
+                counts = _sink_counts(out)
+                try:
+                    predict_tiled(
+                        self.forward,
+                        view,
+                        out_channels=self.out_channels,
+                        tile=tile,
+                        overlap=overlap,
+                        halo=self.halo,
+                        multiple=self.multiple,
+                        batch_size=self.batch_size,
+                        device=self.device,
+                        preprocess=pre,
+                        postprocess=post,
+                        sink=sink,
+                        progress=report,
+                    )
+                    break
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    # Run the block again with half the batch, or half the tile: every row is rewritten, and
+                    # the sink's counts of out-of-range values go back to where they were before the block.
+                    _set_sink_counts(out, counts)
+                    tile = self._back_off(tile, overlap, exc)
         return out
 
+    def _back_off(self, tile: tuple[int, ...], overlap: int, exc: BaseException) -> tuple[int, ...]:
+        """After an out-of-memory error: halve the batch, else the tile; raise when both are at their minimum."""
+        release_memory(self.device)
+        if self.batch_size > 1:
+            self.batch_size //= 2
+            _note(f"out of memory: retrying with --batch-size {self.batch_size}")
+            return tile
+        smallest = max(self.multiple, overlap + self.multiple, 16)
+        largest = max(tile)
+        if largest <= smallest:
+            raise MicrorestoreError(
+                f"out of {self.device.type} memory even with {largest} px tiles and batch size 1; free memory or "
+                "use a smaller model"
+            ) from exc
+        cap = max(smallest, largest // 2 // self.multiple * self.multiple)
+        self._tile_cap = cap
+        _note(f"out of memory: retrying with {cap} px tiles")
+        return tuple(min(int(t), cap) for t in tile)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says a device (or the host allocator) ran out of memory."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def release_memory(device: Any) -> None:
+    """Give cached blocks back after an out-of-memory error (CUDA), so that a smaller retry can succeed."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if getattr(device, "type", str(device)) == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _sink_counts(out: Any) -> tuple[int, int] | None:
+    if hasattr(out, "out_of_range") and hasattr(out, "non_finite"):
+        return int(out.out_of_range), int(out.non_finite)
+    return None
+
+
+def _set_sink_counts(out: Any, counts: tuple[int, int] | None) -> None:
+    if counts is not None:
+        out.out_of_range, out.non_finite = counts
+
+
+def _note(message: str) -> None:
+    print(f"microrestore: {message}", file=sys.stderr, flush=True)
 
 def load_network_model(
     model: str | Path | None, options: PredictOptions, *, method: str, default_model: str | None

@@ -19,6 +19,12 @@ sampled ahead in a background thread and copied from pinned memory without block
 Ctrl-C (or SIGTERM) during training finishes the current step, writes a checkpoint and then raises
 :class:`KeyboardInterrupt` (``SystemExit`` for SIGTERM); a second Ctrl-C stops at once, keeping the previous
 checkpoint.
+
+Under torchrun (``WORLD_SIZE > 1``) the loop is data-parallel (see :mod:`microrestore.engine.distributed`):
+each rank takes its share of the global batch, networks are wrapped in ``DistributedDataParallel`` while
+``fit`` runs (``task.networks`` holds the wrappers then, and the plain modules again afterwards), rank 0
+writes checkpoints and ``metrics.csv``, the logged losses are means over all ranks, and a stop request on any
+rank stops every rank after the same step.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from microrestore.engine.checkpoints import has_checkpoint, load_checkpoint, save_checkpoint
+from microrestore.engine import distributed as dist_utils
+from microrestore.engine.checkpoints import has_checkpoint, load_checkpoint, read_checkpoint_record, save_checkpoint
 from microrestore.engine.device import autocast_context, make_grad_scaler, resolve_device, resolve_precision
 from microrestore.engine.progress import TrainingDisplay
 from microrestore.engine.seeding import deterministic_algorithms, step_rng
@@ -49,6 +56,7 @@ from microrestore.io.atomic import atomic_write_text
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.csv"
 _TASK_PREFIX = "task/"
+_RANK_RNG_PREFIX = "dist_rng/"
 
 
 @dataclass
@@ -196,10 +204,14 @@ class TrainerConfig:
         torch's global one, which the training thread uses).
     stop_on_nan
         Stop with an error when a logged loss is NaN or infinite.
+    sync_batchnorm
+        In a multi-process run on CUDA, turn batch-norm layers into ``SyncBatchNorm`` so that their statistics
+        cover the global batch (on the CPU each process normalises its own share).
     max_seconds
         Stop after the first step that ends this many seconds after the run (or the resumed run) started, with
         a checkpoint, as if ``fit(until=...)`` had asked for that step; ``None``: no time limit. The learning
-        rate schedule still spans ``steps``.
+        rate schedule still spans ``steps``. With several processes, all stop after the step at which the
+        first of them runs out of time.
     """
 
     steps: int
@@ -214,6 +226,7 @@ class TrainerConfig:
     deterministic: bool = True
     prefetch: bool | None = None
     stop_on_nan: bool = True
+    sync_batchnorm: bool = True
     max_seconds: float | None = None
 
     def __post_init__(self) -> None:
@@ -274,6 +287,26 @@ class _MetricsLog:
             return
         with open(self.path, "a", encoding="utf-8", newline="") as handle:
             handle.write(",".join(text.get(col, "") for col in self.header) + "\n")
+
+
+class _NullLog(_MetricsLog):
+    """What ranks other than 0 log: nothing."""
+
+    def __init__(self) -> None:
+        self.path = Path(METRICS_FILE)
+        self.header = []
+
+    def read(self) -> list[dict[str, str]]:
+        return []
+
+    def truncate_after(self, step: int) -> None:
+        return None
+
+    def reset(self) -> None:
+        return None
+
+    def append(self, row: Mapping[str, float | int]) -> None:
+        return None
 
 
 def _row_step(row: Mapping[str, str]) -> int:
@@ -440,12 +473,14 @@ class Trainer:
         self.config = config
         self.progress = progress
         self.validation_batch = validation_batch
-        self.device = resolve_device(config.device)
+        self.device = dist_utils.rank_device(resolve_device(config.device))
         self.precision = resolve_precision(self.device, config.precision)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         self.step = 0
         self._saved_step = -1
+        self.group: dist_utils.Group | None = None
+        self._modules: dict[str, torch.nn.Module] = dict(task.networks)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -484,7 +519,15 @@ class Trainer:
                 self.scalers[name] = scaler
 
     def _restore(self) -> int:
-        state = load_checkpoint(self.checkpoint_dir, self.task.networks, self.optimizers, self.scalers)
+        group = self.group
+        if group is not None:
+            # Rank 0 checks the checkpoint first (and finishes a save that was cut between its two renames).
+            dist_utils.together(group, lambda: read_checkpoint_record(self.checkpoint_dir) if group.main else None)
+        return dist_utils.together(group, self._restore_here)
+
+    def _restore_here(self) -> int:
+        group = self.group
+        state = load_checkpoint(self.checkpoint_dir, self._modules, self.optimizers, self.scalers)
         saved = state.extra_json.get("trainer", {})
         for key in ("seed", "batch_size"):
             if key in saved and saved[key] != getattr(self.config, key):
@@ -503,7 +546,33 @@ class Trainer:
             loader(task_tensors)
         elif task_tensors:
             raise InputError("the checkpoint holds task state, but the task cannot load it", state.path)
+        if group is not None and group.rank > 0:
+            saved_rng = state.extra_tensors.get(f"{_RANK_RNG_PREFIX}{group.rank}")
+            if saved_rng is not None and saved_rng.numel() == self._rank_rng_state().numel():
+                self._set_rank_rng_state(saved_rng)
+            else:  # a rank the saved run did not have: a fresh stream of its own
+                torch.manual_seed(self._torch_seed(group.rank, state.step))
         return state.step
+
+    # -- random state of each rank ----------------------------------------------------------------------
+
+    def _torch_seed(self, rank: int = 0, step: int = 0) -> int:
+        """Seed of torch's generator for a fresh run (rank 0; other ranks and resumed new ranks differ)."""
+        entropy = [self.config.seed, 0x7472] if rank == 0 and step == 0 else [self.config.seed, 0x7472, rank, step]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+    def _rank_rng_state(self) -> torch.Tensor:
+        parts = [torch.get_rng_state()]
+        if self.device.type == "cuda":
+            parts.append(torch.cuda.get_rng_state(self.device))
+        return torch.cat(parts)
+
+    def _set_rank_rng_state(self, state: torch.Tensor) -> None:
+        state = state.to("cpu", torch.uint8)
+        n = torch.get_rng_state().numel()
+        torch.set_rng_state(state[:n].clone())
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(state[n:].clone(), self.device)
 
     # -- pieces of a step -------------------------------------------------------------------------------
 
@@ -535,31 +604,44 @@ class Trainer:
         validation_step = getattr(self.task, "validation_step", None)
         if validation_step is None or batch is None:
             return {}
-        modes = {name: net.training for name, net in self.task.networks.items()}
-        for net in self.task.networks.values():
+        wrapped = self.task.networks
+        self.task.networks = self._modules  # plain modules: validation runs on rank 0 alone, no collectives
+        modes = {name: net.training for name, net in self._modules.items()}
+        for net in self._modules.values():
             net.eval()
         try:
             with torch.no_grad(), autocast_context(self.device, self.precision):
                 values = validation_step(batch)
         finally:
-            for name, net in self.task.networks.items():
+            for name, net in self._modules.items():
                 net.train(modes[name])
+            self.task.networks = wrapped
         floats = _float_values(values)
         return {(k if k.startswith("val_") else f"val_{k}"): v for k, v in floats.items()}
 
     def _save(self, step: int) -> None:
-        getter = getattr(self.task, "state_tensors", None)
-        extra = {f"{_TASK_PREFIX}{k}": v for k, v in (getter() if getter is not None else {}).items()}
-        save_checkpoint(
-            self.checkpoint_dir,
-            step,
-            networks=self.task.networks,
-            optimizers=self.optimizers,
-            scalers=self.scalers,
-            extra_tensors=extra,
-            extra_json={"trainer": asdict(self.config)},
-            keep_every=self.config.keep_checkpoints_every,
-        )
+        group = self.group
+        rank_rng: list[torch.Tensor] = []
+        if group is not None:
+            dist_utils.check_in_sync(self._modules, group)
+            rank_rng = dist_utils.gather_tensors(self._rank_rng_state(), group)
+        if group is None or group.main:
+            getter = getattr(self.task, "state_tensors", None)
+            extra = {f"{_TASK_PREFIX}{k}": v for k, v in (getter() if getter is not None else {}).items()}
+            extra.update({f"{_RANK_RNG_PREFIX}{r}": state for r, state in enumerate(rank_rng)})
+            record: dict[str, Any] = {"trainer": asdict(self.config)}
+            if group is not None:
+                record["world_size"] = group.world
+            save_checkpoint(
+                self.checkpoint_dir,
+                step,
+                networks=self._modules,
+                optimizers=self.optimizers,
+                scalers=self.scalers,
+                extra_tensors=extra,
+                extra_json=record,
+                keep_every=self.config.keep_checkpoints_every,
+            )
         self._saved_step = step
 
     # -- the loop ---------------------------------------------------------------------------------------
@@ -598,10 +680,19 @@ class Trainer:
 
     def _fit(self, resume: bool, until: int | None) -> dict[str, float]:
         cfg = self.config
-        self._check_output(resume)
+        group = self.group = dist_utils.join(self.device)
+        rank, world = (group.rank, group.world) if group is not None else (0, 1)
+        main = rank == 0
+
+        def check() -> None:
+            dist_utils.shard_bounds(cfg.batch_size, 0, world)
+            self._check_output(resume)
+
+        dist_utils.together(group, check)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._setup()
-        log = _MetricsLog(self.output_dir / METRICS_FILE)
+        self._modules = dict(self.task.networks)
+        log: _MetricsLog = _MetricsLog(self.output_dir / METRICS_FILE) if main else _NullLog()
         if resume:
             start = self._restore()
             if start > cfg.steps:
@@ -614,14 +705,34 @@ class Trainer:
             start = 0
             log.reset()
             # Training draws (dropout, noise) start from a state fixed by the seed, whatever built the networks.
-            torch.manual_seed(int(np.random.SeedSequence([cfg.seed, 0x7472]).generate_state(1)[0]))
+            torch.manual_seed(self._torch_seed(rank))
         self.step = start
         end = cfg.steps if until is None else max(0, min(int(until), cfg.steps))
         if start >= end:
             rows = log.read()
-            return {k: float(v) for k, v in rows[-1].items() if v not in ("", None)} if rows else {"step": start}
+            done: dict[str, float] = (
+                {k: float(v) for k, v in rows[-1].items() if v not in ("", None)} if rows else {"step": start}
+            )
+            return dist_utils.broadcast_json(done, group) if group is not None else done
 
-        validation_batch = _to_device(self.validation_batch, self.device)
+        original = self.task.networks
+        if group is not None:
+            options = dict(getattr(self.task, "ddp_options", None) or {})
+            self.task.networks = dist_utils.wrap_networks(
+                self._modules, group, sync_batchnorm=cfg.sync_batchnorm, **options
+            )
+        try:
+            return self._loop(start, end, log)
+        finally:
+            self.task.networks = original
+
+    def _loop(self, start: int, end: int, log: _MetricsLog) -> dict[str, float]:
+        cfg = self.config
+        group = self.group
+        rank, world = (group.rank, group.world) if group is not None else (0, 1)
+        main = rank == 0
+        has_validation = self.validation_batch is not None
+        validation_batch = _to_device(self.validation_batch, self.device) if main else None
         last_row: dict[str, float] = {}
         sums: dict[str, torch.Tensor | float] = {}
         count = 0
@@ -630,13 +741,16 @@ class Trainer:
         interrupt = _Interrupt()
 
         def fetch(step: int) -> Any:
-            return self.sample_batch(step_rng(cfg.seed, step), cfg.batch_size)
+            batch = self.sample_batch(step_rng(cfg.seed, step), cfg.batch_size)
+            return dist_utils.shard_batch(batch, rank, world)
 
         def flush(done: int, validate: bool) -> dict[str, float]:
             nonlocal sums, count
             row: dict[str, float] = {"step": done}
             if count:
                 means = _float_values(sums)
+                if group is not None:
+                    means = dist_utils.mean_floats(means, group)
                 row.update({k: v / count for k, v in means.items()})
                 if cfg.stop_on_nan:
                     bad = [k for k, v in means.items() if not math.isfinite(v)]
@@ -647,7 +761,8 @@ class Trainer:
                         )
             row.update(self._lr_columns(lrs))
             if validate:
-                row.update(self._validate(validation_batch))
+                values = self._validate(validation_batch) if main else {}
+                row.update(dist_utils.broadcast_json(values, group) if group is not None else values)
             log.append(row)
             sums, count = {}, 0
             return row
@@ -656,7 +771,7 @@ class Trainer:
         display = TrainingDisplay(
             cfg.steps,
             start=start,
-            enabled=self.progress,
+            enabled=self.progress and main,
             log_every=max(cfg.log_every, cfg.steps // 20),
             description="training",
         )
@@ -687,12 +802,14 @@ class Trainer:
                     in_step = False
                     done = self.step = step + 1
 
+                    # Every rank stops after the same step when any of them was asked to (or ran out of time).
+                    stop = interrupt.requested if group is None else dist_utils.any_flag(interrupt.requested, group)
                     out_of_time = cfg.max_seconds is not None and time.monotonic() - started >= cfg.max_seconds
+                    if cfg.max_seconds is not None and group is not None:
+                        out_of_time = dist_utils.any_flag(out_of_time, group)
                     final = done == cfg.steps or (out_of_time and done < end)
-                    validate = validation_batch is not None and (
-                        final or (cfg.val_every > 0 and done % cfg.val_every == 0)
-                    )
-                    checkpoint = done == end or done % cfg.checkpoint_every == 0 or interrupt.requested or out_of_time
+                    validate = has_validation and (final or (cfg.val_every > 0 and done % cfg.val_every == 0))
+                    checkpoint = done == end or done % cfg.checkpoint_every == 0 or stop or out_of_time
                     if checkpoint or validate or done % cfg.log_every == 0:
                         last_row = flush(done, validate)
                         display.update(done, {k: v for k, v in last_row.items() if k != "step"})
@@ -700,15 +817,16 @@ class Trainer:
                         display.update(done)
                     if checkpoint:
                         self._save(done)
-                    if interrupt.requested:
+                    if stop:
                         display.message(f"interrupted: checkpoint written at step {done}")
                         interrupt.reraise()
                     if out_of_time and done < end:
                         display.message(f"time budget of {cfg.max_seconds:g} s reached: stopped at step {done}")
                         break
         except KeyboardInterrupt:
-            # A second Ctrl-C, or one outside the main thread: save only if no step was half done.
-            if not in_step and self.step > self._saved_step and not interrupt.requested:
+            # A second Ctrl-C, or one outside the main thread: save only if no step was half done (and, with
+            # several processes, never: the others are not there to agree).
+            if group is None and not in_step and self.step > self._saved_step and not interrupt.requested:
                 if count:
                     flush(self.step, False)
                 self._save(self.step)

@@ -73,7 +73,9 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], *, keep_name: bool = False, fsync: bool = False) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str], *, keep_name: bool = False, fsync: bool = False, replace_folder: bool = False
+) -> Iterator[Path]:
     """Yield a temporary path to write; rename it to ``path`` when the block exits without error.
 
     Parameters
@@ -86,6 +88,9 @@ def atomic_path(path: str | os.PathLike[str], *, keep_name: bool = False, fsync:
     fsync
         Flush the written file (and the folder entry) to disk before and after the rename: use it for
         files that must survive a power cut, such as checkpoints.
+    replace_folder
+        The destination is a folder format (OME-Zarr): an existing folder at ``path`` is replaced (moved
+        aside, the new one renamed into place, the old one deleted) instead of refused.
 
     Yields
     ------
@@ -103,7 +108,7 @@ def atomic_path(path: str | os.PathLike[str], *, keep_name: bool = False, fsync:
     folder = dest.parent
     if not folder.is_dir():
         raise InputError("cannot write: the folder does not exist", folder)
-    if dest.is_dir():
+    if dest.is_dir() and not replace_folder:
         raise InputError("cannot write: a folder has this name", dest)
     tmp = temp_name(dest)
     target = tmp
@@ -116,7 +121,13 @@ def atomic_path(path: str | os.PathLike[str], *, keep_name: bool = False, fsync:
             raise FileNotFoundError(f"nothing was written to the temporary file {target}")
         if fsync:
             _fsync_path(target)
+        old = None
+        if replace_folder and dest.is_dir():
+            old = temp_name(dest)
+            os.rename(dest, old)
         os.replace(target, dest)
+        if old is not None:
+            _remove(old)
         if fsync:
             fsync_dir(folder)
     finally:

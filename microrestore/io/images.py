@@ -29,6 +29,7 @@ from microrestore.errors import InputError
 from microrestore.io.atomic import atomic_path
 from microrestore.io.axes import SPATIAL_AXES, default_axes, fits_imagej_order, normalize_axes
 from microrestore.io.dtypes import iter_blocks
+from microrestore.io.lazy import LazyArray
 from microrestore.io.mrc import MRC_SUFFIXES, read_mrc, write_mrc
 
 __all__ = [
@@ -93,7 +94,8 @@ class ImageData:
     Attributes
     ----------
     data
-        The pixels in the file's data type; may be a read-only :class:`numpy.memmap`.
+        The pixels in the file's data type; may be a read-only :class:`numpy.memmap` or a
+        :class:`~microrestore.io.lazy.LazyArray` (compressed or tiled files, OME-Zarr: read on indexing).
     axes
         One letter per dimension from ``TCZYXS`` (validated and upper-cased on creation).
     path
@@ -113,7 +115,7 @@ class ImageData:
     def __post_init__(self) -> None:
         if self.path is not None:
             self.path = Path(self.path)
-        if not isinstance(self.data, np.ndarray):
+        if not isinstance(self.data, (np.ndarray, LazyArray)):
             self.data = np.asarray(self.data)
         self.axes = normalize_axes(self.axes, self.data.shape, path=self.path)
         self.pixel_size = _clean_pixel_size(self.pixel_size, self.axes)
@@ -180,8 +182,10 @@ def read_image(path: str | os.PathLike[str], axes: str | None = None, memmap: bo
         The axes (``--axes``) for files whose metadata does not say; when the metadata does say, they
         must agree with it. 2D images without metadata are ``YX``, 3D MRC files ``ZYX``.
     memmap
-        ``True`` to memory-map uncompressed contiguous data, ``False`` to always read into memory,
-        ``None`` to memory-map files larger than :data:`MEMMAP_THRESHOLD`.
+        ``True`` to memory-map uncompressed contiguous data (and, when the zarr package is installed, to read
+        compressed or tiled TIFFs lazily, chunk by chunk, as a :class:`~microrestore.io.lazy.LazyArray`),
+        ``False`` to always read into memory, ``None`` to memory-map files larger than
+        :data:`MEMMAP_THRESHOLD`.
 
     Returns
     -------
@@ -197,7 +201,7 @@ def read_image(path: str | os.PathLike[str], axes: str | None = None, memmap: bo
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path)
-    if path.is_dir():
+    if path.is_dir() and _plugin_reader(path) is None:  # folder formats (OME-Zarr) come from plugin readers
         raise InputError("is a folder, not an image file", path)
     try:
         return _read_any(path, axes, memmap)
@@ -210,7 +214,10 @@ def _read_any(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
     if kind is None:
         reader = _plugin_reader(path)
         if reader is not None:
-            return _from_plugin(reader.read(path, axes=axes), path)
+            from microrestore.plugins.registry import call_plugin
+
+            image = call_plugin(reader.plugin, f"reader {reader.name}", reader.read, path, axes=axes)
+            return _from_plugin(image, path)
         if not _has_tiff_magic(path):
             raise InputError(
                 f"unsupported file type {''.join(path.suffixes[-1:]) or '(no suffix)'!r}; "
@@ -402,8 +409,13 @@ def _read_open_tiff(
     contiguous = series.dataoffset is not None and dtype.kind != "b"
     native = dtype.itemsize == 1 or tif.byteorder == ("<" if sys.byteorder == "little" else ">")
     want_map = memmap is True or (memmap is None and size > MEMMAP_THRESHOLD)
+    lazy = _lazy_tiff(path) if memmap is True and not (contiguous and native) else None
     if want_map and contiguous and native:
-        data: np.ndarray = np.memmap(path, dtype=dtype, mode="r", offset=int(series.dataoffset), shape=shape)
+        data: np.ndarray | LazyArray = np.memmap(
+            path, dtype=dtype, mode="r", offset=int(series.dataoffset), shape=shape
+        )
+    elif lazy is not None:
+        data = lazy
     else:
         data = series.asarray()
         if log.messages:
@@ -416,6 +428,16 @@ def _read_open_tiff(
     final = _resolve_axes(file_axes, axes, tuple(data.shape), path, None)
     sizes = _tiff_pixel_size(tif, page)
     return ImageData(data, final, path, _clean_pixel_size(sizes, final), _tiff_metadata(tif))
+
+
+def _lazy_tiff(path: Path) -> LazyArray | None:
+    """The first series of a compressed or tiled TIFF read chunk by chunk through zarr (``None`` without zarr)."""
+    try:
+        import zarr
+    except ImportError:
+        return None
+    store = tifffile.imread(path, aszarr=True, series=0, level=0)
+    return LazyArray(zarr.open_array(store, mode="r"))
 
 
 def _check_truncation(
@@ -656,8 +678,19 @@ def write_image(
                 "use .tif, .tiff, .ome.tif or .mrc",
                 path,
             )
-        with atomic_path(path, keep_name=True) as tmp:
-            writer.write(tmp, data, axes, pixel_size=sizes, metadata=dict(metadata or {}))
+        with atomic_path(path, keep_name=True, replace_folder=True) as tmp:
+            from microrestore.plugins.registry import call_plugin
+
+            call_plugin(
+                writer.plugin,
+                f"writer {writer.name}",
+                writer.write,
+                tmp,
+                data,
+                axes,
+                pixel_size=sizes,
+                metadata=dict(metadata or {}),
+            )
         return path
     _check_array(tuple(data.shape), data.dtype, path, allow_complex=False)
     _check_compression(compression, data.dtype, path)

@@ -41,7 +41,20 @@ def image_suffixes() -> tuple[str, ...]:
 
 
 def _is_image(path: Path, suffixes: tuple[str, ...]) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.name.lower().endswith(suffixes)
+    if path.name.startswith(".") or not path.name.lower().endswith(suffixes):
+        return False
+    return path.is_file() or _is_folder_image(path)
+
+
+def _is_folder_image(path: Path) -> bool:
+    """A folder that a plugin reader reads as one image (OME-Zarr)."""
+    if not path.is_dir():
+        return False
+    name = path.name.lower()
+    for reader in getattr(_registry(), "readers", None) or []:
+        if any(name.endswith(s.lower() if s.startswith(".") else f".{s.lower()}") for s in reader.suffixes):
+            return True
+    return False
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -65,7 +78,9 @@ def inputs_are_many(items: list[str]) -> bool:
     bool
         The ``many`` argument of :func:`plan_outputs`: outputs then go to a folder.
     """
-    return len(items) > 1 or any(_is_pattern(item) or Path(item).is_dir() for item in items)
+    return len(items) > 1 or any(
+        _is_pattern(item) or (Path(item).is_dir() and not _is_folder_image(Path(item))) for item in items
+    )
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
@@ -92,7 +107,7 @@ def expand_inputs(items: list[str]) -> list[Path]:
     for item in items:
         text = os.path.expanduser(str(item))
         path = Path(text)
-        if path.is_dir():
+        if path.is_dir() and not _is_folder_image(path):
             files = sorted((p for p in path.iterdir() if _is_image(p, suffixes)), key=_natural_key)
             if not files:
                 raise InputError(f"the folder has no image files ({', '.join(suffixes)})", path)

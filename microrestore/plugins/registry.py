@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from microrestore.errors import InputError, PluginError
+from microrestore.errors import InputError, MicrorestoreError, PluginError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +42,12 @@ class PredictOptions:
         Method-specific options (``--set key=value``), validated by the method's ``predict_schema``.
     on_progress
         Called as ``on_progress(done, total)`` while an image is processed (the CLI's progress bar).
+    precision
+        Network inference precision: ``fp32`` (default: intensities are data), ``bf16``, ``fp16`` (CUDA) or
+        ``auto`` (bf16 on CUDA devices that support it) under autocast.
+    compile
+        Compile the network with ``torch.compile`` on first use (falls back to eager mode with a warning when
+        compilation fails).
     """
 
     device: str = "auto"
@@ -50,6 +56,8 @@ class PredictOptions:
     batch_size: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     on_progress: Callable[[int, int], None] | None = None
+    precision: str = "fp32"
+    compile: bool = False
 
     def report(self, done: int, total: int) -> None:
         """Forward progress to :attr:`on_progress` when set."""
@@ -156,9 +164,63 @@ class Method:
     plugin: str = ""
     plugin_version: str = ""
 
+    @property
+    def plugin_label(self) -> str:
+        """The plugin's name and version, for messages."""
+        return f"{self.plugin} {self.plugin_version}".strip()
+
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise PluginError(f"method {self.name!r}: task {self.task!r} is not one of {', '.join(TASKS)}")
+
+
+def call_plugin(plugin: str, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a plugin's function; an unexpected exception becomes a :class:`PluginError` naming the plugin.
+
+    microrestore's own errors (bad input, exit status 2), interruptions and memory errors pass unchanged; any
+    other exception is a bug of the plugin, reported as ``plugin NAME VERSION failed in WHAT: Type: message``
+    (exit status 1) with the original exception chained for ``--debug``.
+
+    Parameters
+    ----------
+    plugin
+        The plugin's name and version (e.g. ``"care 0.1.0"``).
+    what
+        What was called (``"care.load"``, ``"reader ome-zarr"``, ...).
+    function, *args, **kwargs
+        The call.
+    """
+    try:
+        return function(*args, **kwargs)
+    except (MicrorestoreError, MemoryError):
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "OutOfMemoryError":  # torch's: the CLI says "out of memory" with a hint
+            raise
+        text = " ".join(str(exc).split())
+        label = plugin.strip() or "(unknown plugin)"
+        raise PluginError(f"plugin {label} failed in {what}: {type(exc).__name__}: {text}") from exc
+
+
+class PluginPredictor:
+    """A plugin's predictor whose ``predict`` reports unexpected exceptions with the plugin's name.
+
+    Other attributes are those of the wrapped predictor.
+    """
+
+    def __init__(self, predictor: Any, plugin: str, method: str) -> None:
+        self.predictor = predictor
+        self.plugin = plugin
+        self.method = method
+
+    def predict(self, image: Any, out: Any = None) -> Any:
+        """``predictor.predict(image, out)`` through :func:`call_plugin`."""
+        return call_plugin(self.plugin, f"{self.method} predict", self.predictor.predict, image, out=out)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "predictor":
+            raise AttributeError(name)
+        return getattr(self.predictor, name)
 
 
 @dataclass
@@ -173,12 +235,18 @@ class Reader:
 
 @dataclass
 class Writer:
-    """A writer for an extra image format."""
+    """A writer for an extra image format.
+
+    ``open_streamed(path, shape, dtype, axes, pixel_size)``, when given, returns a context manager yielding
+    a writable array of the new file: the core then streams large predictions into it block by block (and
+    publishes ``path`` by renaming it into place when the block ends without error).
+    """
 
     name: str
     suffixes: tuple[str, ...]
     write: Callable[..., Path]
     plugin: str = ""
+    open_streamed: Callable[..., Any] | None = None
 
 
 @dataclass

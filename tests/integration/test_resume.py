@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -262,4 +263,69 @@ def test_sigkill_then_resume_is_exact(tmp_path: Path, tasks: dict[str, Any]) -> 
     ).fit()
     _assert_same(whole.networks, resumed.networks)
     assert _steps(run) == list(range(10, 401, 10))
+    assert _csv_rows(run) == _csv_rows(tmp_path / "whole")
+
+
+RESUMING_SCRIPT = """
+import sys
+import torch
+torch.set_num_threads(1)
+{tasks}
+from microrestore.engine.checkpoints import has_checkpoint
+out = sys.argv[1]
+resume = has_checkpoint(out + "/checkpoints")
+Trainer(TinyTask(sleep=0.005), paired, out, config(300, checkpoint_every=7, log_every=10, val_every=100),
+        progress=False, validation_batch=paired(np.random.default_rng(123), 4)).fit(resume=resume)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume_is_exact(tmp_path: Path, tasks: dict[str, Any]) -> None:
+    """Killed three times at random moments (during steps, checkpoint writes or start-up), it still finishes
+    with the weights and metrics of an uninterrupted run."""
+    import numpy as np
+
+    Trainer, config, paired = tasks["Trainer"], tasks["config"], tasks["paired"]
+    script = tmp_path / "train.py"
+    script.write_text(RESUMING_SCRIPT.format(tasks=TASKS))
+    run = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    rng = np.random.default_rng(2026)
+    killed_at = []
+
+    def saved_step() -> int:
+        # The record alone, unverified: verifying could finish a save the training process is still making.
+        try:
+            return int(json.loads((run / "checkpoints" / "checkpoint-last.json").read_text())["step"])
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    for _ in range(3):
+        before = saved_step()
+        proc = subprocess.Popen([sys.executable, str(script), str(run)], env=env, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 120
+            while saved_step() <= before and proc.poll() is None:  # this run is training and has saved once
+                if time.monotonic() > deadline:
+                    pytest.fail("no new checkpoint within 120 s")
+                time.sleep(0.01)
+            time.sleep(float(rng.uniform(0.0, 0.5)))  # then a random moment: a step, a save, a metrics row
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait(timeout=60)
+            if proc.stderr:
+                proc.stderr.close()
+        if proc.returncode != -signal.SIGKILL:
+            pytest.fail(f"the run ended before it was killed (status {proc.returncode})")
+        killed_at.append(saved_step())
+    assert killed_at == sorted(killed_at) and killed_at[-1] < 300
+
+    validation = paired(np.random.default_rng(123), 4)
+    resumed = tasks["TinyTask"]()
+    settings = config(300, checkpoint_every=7, log_every=10, val_every=100)
+    final = Trainer(resumed, paired, run, settings, progress=False, validation_batch=validation).fit(resume=True)
+    assert final["step"] == 300
+    whole = tasks["TinyTask"]()
+    Trainer(whole, paired, tmp_path / "whole", settings, progress=False, validation_batch=validation).fit()
+    _assert_same(whole.networks, resumed.networks)
     assert _csv_rows(run) == _csv_rows(tmp_path / "whole")
