@@ -365,14 +365,16 @@ def _set_sink_counts(out: Any, counts: tuple[int, int] | None) -> None:
 def _note(message: str) -> None:
     print(f"microrestore: {message}", file=sys.stderr, flush=True)
 
+
 def load_network_model(
     model: str | Path | None, options: PredictOptions, *, method: str, default_model: str | None
 ) -> tuple[Any, Any]:
-    """Load a single-network model (folder, zoo id or bioimage.io package) into a tiled predictor.
+    """Load a single-network model (folder, zoo id or microrestore package) into a tiled predictor.
 
-    The loading every one-network method shares (CARE, rdl-denoise, n2v): a ``.zip`` exported by microrestore is
-    opened natively, any other bioimage.io package runs through ``bioimageio.core``; a model folder or zoo id
-    (``default_model`` when ``model`` is ``None``) is rebuilt from its network spec ``net``.
+    The loading every one-network method shares (CARE, rdl-denoise, n2v): a model folder, zoo id
+    (``default_model`` when ``model`` is ``None``) or ``.zip`` exported by microrestore is rebuilt from its
+    network spec ``net``. (Foreign bioimage.io packages never get here: :func:`microrestore.api.load_predictor`
+    runs them through ``bioimageio.core``.)
 
     Parameters
     ----------
@@ -388,15 +390,9 @@ def load_network_model(
     Returns
     -------
     tuple
-        ``(predictor, bundle)``: ``bundle`` is the :class:`~microrestore.engine.modeldir.ModelBundle`, or
-        ``None`` for a foreign bioimage.io package.
+        ``(predictor, bundle)``: the :class:`NetworkPredictor` and the
+        :class:`~microrestore.engine.modeldir.ModelBundle`.
     """
-    from microrestore.bioimage.importer import is_bioimage_package
-
-    if is_bioimage_package(model, method=method):
-        from microrestore.bioimage.importer import load_bioimage_predictor
-
-        return load_bioimage_predictor(model, options), None  # type: ignore[arg-type]
     from microrestore.engine.modeldir import load_model
     from microrestore.nn import build_network
     from microrestore.zoo import resolve_model

@@ -24,7 +24,7 @@ CITATION = (
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
-    """Load an n2v model folder or bioimage.io package into a tiled predictor."""
+    """Load an n2v model folder or microrestore package into a tiled predictor."""
     from microrestore.engine.predictor import load_network_model
 
     return load_network_model(model, options, method="n2v", default_model=None)[0]

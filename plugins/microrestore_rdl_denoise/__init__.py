@@ -41,11 +41,11 @@ class _TimeAsDepth:
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
-    """Load an rdl-denoise model folder, zoo id or bioimage.io package into a tiled predictor."""
+    """Load an rdl-denoise model folder, zoo id or microrestore package into a tiled predictor."""
     from microrestore.engine.predictor import load_network_model
 
     predictor, bundle = load_network_model(model, options, method="rdl-denoise", default_model=DEFAULT_MODEL)
-    return _TimeAsDepth(predictor) if bundle is not None and bundle.config.get("depth_axis") == "T" else predictor
+    return _TimeAsDepth(predictor) if bundle.config.get("depth_axis") == "T" else predictor
 
 
 def train(request: TrainRequest) -> Path:
