@@ -22,10 +22,16 @@ from microrestore.plugins.registry import PredictOptions
 
 pytestmark = pytest.mark.slow
 
-#: method -> (paired?, tiny training configuration, steps)
-TINY: dict[str, tuple[bool, dict[str, Any], int]] = {
-    "care": (True, {"base_filters": 8, "depth": 2, "batch_size": 4, "patch_size": 32}, 10),
-    "c2gan": (False, {"ngf": 8, "ndf": 8, "n_blocks": 2, "patch_size": 32, "pool_size": 2}, 6),
+#: method -> (training data: paired, unpaired, noisy or movie; tiny training configuration, steps)
+TINY: dict[str, tuple[str, dict[str, Any], int]] = {
+    "care": ("paired", {"base_filters": 8, "depth": 2, "batch_size": 4, "patch_size": 32}, 10),
+    "c2gan": ("unpaired", {"ngf": 8, "ndf": 8, "n_blocks": 2, "patch_size": 32, "pool_size": 2}, 6),
+    "n2v": ("noisy", {"base_filters": 8, "depth": 2, "batch_size": 4, "patch_size": 32}, 6),
+    "rdl-denoise": (
+        "movie",
+        {"channels": 8, "n_groups": 1, "n_rcab": 2, "tail_channels": 8, "reduction": 4, "patch_size": 32},
+        6,
+    ),
 }
 #: method -> why its inference is not one network (export covers its network stages, if any)
 NOT_EXPORTABLE: dict[str, str] = {}
@@ -38,14 +44,20 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("export-data")
     simulate("denoise", root, n=3, seed=5, photons=20, shape=(64, 64))
     simulate("denoise", root / "large", n=1, seed=6, photons=20, shape=(320, 320))  # room for tiles
+    simulate("timelapse", root / "movie", n=1, seed=7, photons=20, shape=(4, 64, 64))  # self-supervised TiS
     return root
 
 
 def _trained(method: str, data: Path, out: Path) -> Path:
-    paired, config, steps = TINY[method]
+    kind, config, steps = TINY[method]
     noisy = sorted((data / "noisy").glob("*.tif"))
     clean = sorted((data / "clean").glob("*.tif"))
-    source, target = (noisy[1:], clean[1:]) if paired else (noisy[1:2], clean[2:3])
+    source, target = {
+        "paired": (noisy[1:], clean[1:]),
+        "unpaired": (noisy[1:2], clean[2:3]),
+        "noisy": (noisy[1:], []),
+        "movie": (sorted((data / "movie" / "noisy").glob("*.tif")), []),
+    }[kind]
     return Path(api.train(method, source, out, target=target, steps=steps, progress=False, config=config))
 
 
