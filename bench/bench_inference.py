@@ -310,6 +310,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true", help="Skip the streamed-memory runs.")
+    parser.add_argument("--tile256", action="store_true", help="Also a memory row of the big image with tile 256.")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone.")
     args = parser.parse_args()
     import torch
@@ -327,7 +328,8 @@ def main() -> None:
             n_params = make_model(model_dir)
             mem.append(memory(model_dir, work, 2048))
             mem.append(memory(model_dir, work, args.big))
-            mem.append(memory(model_dir, work, args.big, tile=256))
+            if args.tile256:
+                mem.append(memory(model_dir, work, args.big, tile=256))
             try:
                 import zarr  # noqa: F401
 
