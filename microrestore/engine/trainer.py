@@ -141,6 +141,11 @@ class TrainingTask(Protocol):
         Extra state kept in checkpoints (image pools, plateau state); the tensors handed back are on the
         training device.
 
+    Optional attribute: ``ddp_options`` (dict), keyword arguments for ``DistributedDataParallel`` in a
+    multi-process run, e.g. ``{"find_unused_parameters": True}`` for networks that leave parameters unused in
+    some steps. In a multi-process run the training step must call its networks through ``self.networks``
+    (the trainer puts the wrapped networks there while ``fit`` runs).
+
     Attributes
     ----------
     networks
