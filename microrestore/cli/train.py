@@ -22,6 +22,18 @@ def train(
     config: Path = typer.Option(None, "--config", "-c", help="YAML or JSON configuration file."),
     settings: list[str] = typer.Option(None, "--set", help="Configuration override key=value (repeatable)."),
     steps: int = typer.Option(None, "--steps", help="Training steps (overrides the configuration)."),
+    paired: bool = typer.Option(
+        None,
+        "--paired/--unpaired",
+        help="Pair --source with --target (same field) or draw them independently (sets 'paired'; methods "
+        "that take both, e.g. comi).",
+        show_default=False,
+    ),
+    focus_slice: int = typer.Option(
+        None,
+        "--focus-slice",
+        help="Z-stacks as --source whose slice N (0-based) is the in-focus target (sets 'focus_slice'; e.g. comi).",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the model folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     axes: str = typer.Option(None, "--axes", help="Axes of the training images when metadata lacks them."),
@@ -31,6 +43,11 @@ def train(
     from microrestore import api
 
     values = merge(load_config_file(config), parse_settings(settings))
+    # Shorthands for configuration keys, like --steps; methods without these keys refuse them by name.
+    if paired is not None:
+        values["paired"] = paired
+    if focus_slice is not None:
+        values["focus_slice"] = focus_slice
     path = api.train(
         method,
         source,
