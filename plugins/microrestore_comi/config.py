@@ -84,6 +84,11 @@ class ComiConfig(BaseModel):
     intensity_range: Literal["auto"] | tuple[float, float] = "auto"
     """The range mapped onto [-1, 1] in ``fixed`` scaling; ``auto``: the lowest ``percentile_low`` and the highest
     ``percentile_high`` over all training images of both domains, widened by 5 %."""
+    pair_by: Literal["name", "prefix"] = "name"
+    """How ``--source`` files find their in-focus ``--target``: ``name``, the same file name; ``prefix``, the target
+    whose name (without extension) is the longest prefix of the source's, followed by ``_``, ``-``, ``.`` or a
+    space, so one in-focus image serves every defocused image of its field (``field_003.tif`` for
+    ``field_003_dz+0.40.tif``, as ``microrestore simulate defocus`` names them)."""
     pairs_file: str | None = None
     """Explicit pairs instead of matching by file name: a text file with one ``source,target`` pair per line
     (file names or paths, relative to the file's folder; ``#`` starts a comment). Every ``--source`` file must be

@@ -101,6 +101,28 @@ def read_pairs_file(path: Path, sources: Sequence[Path], targets: Sequence[Path]
     return pairs
 
 
+def pair_by_prefix(sources: Sequence[Path], targets: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """Pair each source with the target whose stem is the longest prefix of the source's stem (then a separator).
+
+    Raises
+    ------
+    InputError
+        A source with no such target (the message names it).
+    """
+    stems = sorted(((t.stem, t) for t in targets), key=lambda item: -len(item[0]))
+
+    def extends(name: str, stem: str) -> bool:
+        return name == stem or (name.startswith(stem) and name[len(stem)] in "_-. ")
+
+    pairs = []
+    for src in sources:
+        found = next((t for stem, t in stems if extends(src.stem, stem)), None)
+        if found is None:
+            raise InputError(f"no target whose name starts {src.stem!r} (pair_by=prefix)", src)
+        pairs.append((src, found))
+    return pairs
+
+
 def _stack_planes(path: Path, config: ComiConfig, axes: str | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(in-focus plane, out-of-focus planes) of one z-stack for ``focus_slice``."""
     from microrestore.api import check_image
@@ -158,6 +180,8 @@ def collect(
     if config.paired:
         if config.pairs_file is not None:
             pairs = read_pairs_file(Path(config.pairs_file), sources, targets)
+        elif config.pair_by == "prefix":
+            pairs = pair_by_prefix(sources, targets)
         else:
             pairs = pair_by_name(sources, targets)
         src_files = load_samples([p[0] for p in pairs], ndim=2, axes=axes, channels=config.channels)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from microrestore_comi.config import ComiConfig
-from microrestore_comi.data import read_pairs_file
+from microrestore_comi.data import pair_by_prefix, read_pairs_file
 from microrestore_comi.networks import ComiGenerator, build_discriminator, build_generator
 from microrestore_comi.training import ComiTask, discriminator_loss
 
@@ -191,3 +191,13 @@ def test_pairs_file(tmp_path: Path):
     pairs.write_text("a_dz1.tif\n")
     with pytest.raises(InputError, match="line 1"):
         read_pairs_file(pairs, src, tgt)
+
+
+def test_pair_by_prefix():
+    targets = [Path("f/field_001.tif"), Path("f/field_0011.tif"), Path("f/cell.tif")]
+    sources = [Path("d/field_001_dz+0.40.tif"), Path("d/field_0011_dz-0.20.tif"), Path("d/cell.tif")]
+    assert [t for _, t in pair_by_prefix(sources, targets)] == targets
+    with pytest.raises(InputError, match="field_002"):
+        pair_by_prefix([Path("d/field_002_dz+0.40.tif")], targets)
+    with pytest.raises(InputError, match="cellular"):  # a prefix must end at a separator
+        pair_by_prefix([Path("d/cellular.tif")], targets)
