@@ -55,6 +55,15 @@ def load_predictor(method: Method, model: str | Path | None, options: PredictOpt
         options.params = validate_params(method, options.params)
     elif options.params:
         raise InputError(f"method {method.name!r} takes no --set options (got {', '.join(options.params)})")
+    if method.needs_model:
+        from microrestore.bioimage.importer import is_bioimage_package
+
+        if is_bioimage_package(model, method=method.name):
+            # any bioimage.io package (rdf.yaml, or a zip that does not carry this method's model folder) runs
+            # through bioimageio.core; microrestore's own exports load natively through the method
+            from microrestore.bioimage.importer import load_bioimage_predictor
+
+            return load_bioimage_predictor(model, options)
     return method.load(model, options)
 
 

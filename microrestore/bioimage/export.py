@@ -1,9 +1,13 @@
 """Export a microrestore model folder as a BioImage Model Zoo package (bioimage.io spec 0.5).
 
-The package holds the network twice (``pytorch_state_dict`` rebuilt by ``microrestore.nn.unet.UNet``, and
-``torchscript``, which runs without microrestore), the pre- and post-processing in spec terms, test tensors made
-by microrestore's own prediction, a cover, a README and the citation. ``bioimageio.core.test_model`` runs on
-the description before anything is written; a package that fails it is refused and no file appears.
+Any model whose method's loader returns a single-network
+:class:`~microrestore.engine.predictor.NetworkPredictor` can be exported: the network it runs, its normalisation
+and its way back to the output's units are read from that predictor, so the package computes what
+``microrestore`` computes. The package holds the network twice (``pytorch_state_dict`` rebuilt by the network's
+class in ``microrestore.nn``, and ``torchscript``, which runs without microrestore), the pre- and
+post-processing in spec terms, test tensors made by microrestore's own prediction, a cover, a README and the
+citation. ``bioimageio.core.test_model`` runs on the description before anything is written; a package that
+fails it is refused and no file appears.
 
 Units of the output
 -------------------
@@ -15,12 +19,14 @@ input's range, ``scale_mean_variance`` matches mean and standard deviation, neit
 package's output stays in normalised units: 0 at the input's low percentile, 1 at its high percentile. The
 README says so, and the rdf's ``config.microrestore.output_units`` is ``normalized`` so that
 :func:`microrestore.bioimage.importer.load_bioimage_predictor` maps it back. Models with a fixed normalisation
-(the same affine map for every image) get ``scale_linear`` both ways and their output is in input units.
+(the same affine map for every image, e.g. c²GAN's fixed intensity range) get ``scale_linear`` both ways, plus
+``clip`` when the method bounds its output, and their output is in input units.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -39,24 +45,34 @@ DEFAULT_LICENSE = "BSD-3-Clause"
 DEFAULT_AUTHORS = ("microrestore developers",)
 #: Largest edge of the test tensors (they are cropped from the sample).
 TEST_EDGE = 256
+#: Smallest tile edge declared for non-local networks (instance norm, attention, Fourier layers): their output
+#: depends on statistics of the whole input, which small tiles would change; 256 px keeps tiles close to the
+#: whole-image result.
+NONLOCAL_MIN_EDGE = 256
 #: Files of the model folder attached unchanged to the package (see :mod:`microrestore.zoo.package`).
 NATIVE_MEMBERS = ("config.yaml", "weights.safetensors")
 
 _log = logging.getLogger(__name__)
 
-_METHODS: dict[str, dict[str, Any]] = {
-    "care": {
-        "title": "CARE denoising",
-        "tags": ["denoising", "restoration", "care", "unet", "fluorescence-light-microscopy", "2d", "pytorch"],
-        "cite": [
-            {
-                "text": "Weigert, M. et al. Content-aware image restoration: pushing the limits of fluorescence "
-                "microscopy. Nature Methods 15, 1090-1097 (2018).",
-                "doi": "10.1038/s41592-018-0216-7",
-            }
-        ],
-    },
-}
+_DOI = re.compile(r"\s*doi:\s*(10\.\S+?)\.?\s*$", re.IGNORECASE)
+_TASK_TAGS = {"denoise": "denoising", "deblur": "deconvolution", "sim": "super-resolution", "restore": "restoration"}
+
+
+def _citations(citation: str) -> list[dict[str, str]]:
+    """``[{"text", "doi"}]`` from a method's citation (entries separated by blank lines, each ending ``doi:...``)."""
+    entries = []
+    for chunk in re.split(r"\n\s*\n", citation.strip()):
+        text = " ".join(chunk.split())
+        match = _DOI.search(text)
+        if text and match:
+            entries.append({"text": text[: match.start()].strip(), "doi": match.group(1)})
+    return entries
+
+
+def _tags(method: Any, network: str, ndim: int) -> list[str]:
+    tags = [_TASK_TAGS.get(method.task, "restoration"), "restoration", method.name, network.replace("_", "-")]
+    tags += ["fluorescence-light-microscopy", f"{ndim}d", "pytorch", "microrestore"]
+    return list(dict.fromkeys(tags))
 
 
 def _plain_version(version: str) -> str:
@@ -64,10 +80,15 @@ def _plain_version(version: str) -> str:
     return str(version).split("+", 1)[0]
 
 
-def _architecture_kwargs(spec: dict[str, Any]) -> dict[str, Any]:
-    if spec.get("name") != "unet":
-        raise MicrorestoreError(f"export supports U-Net models only; this model's network is {spec.get('name')!r}")
-    return {k: v for k, v in spec.items() if k != "name"}
+def _architecture(spec: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """``(module, class name, kwargs)`` that rebuild the network from the installed microrestore package."""
+    from microrestore.nn import NETWORKS
+
+    cls = NETWORKS.get(str(spec.get("name")))
+    if cls is None:
+        raise MicrorestoreError(f"network {spec.get('name')!r} is not registered in microrestore.nn")
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.items() if k != "name"}
+    return cls.__module__, cls.__name__, kwargs
 
 
 def _normalization_steps(normalization: dict[str, Any], axes: list[str]) -> tuple[list[Any], list[Any], str]:
@@ -164,41 +185,56 @@ def _readme(
     name: str,
     method: str,
     bundle: Any,
+    network: str,
+    local: bool,
     units: str,
+    normalization: dict[str, Any],
     halo: int,
     multiple: int,
     minimum: int,
     citation: str,
     source: str,
 ) -> Path:
-    norm = bundle.normalization
     if units == "normalized":
         units_text = (
             f"**The output is in normalised units, not in the input's units.** The input is normalised per image "
-            f"with its {norm.get('low', 1.0)} and {norm.get('high', 99.8)} percentiles (`scale_range`, "
-            "`per_sample`), exactly as microrestore does. microrestore maps the network's output back with the "
-            "same percentiles of the input (`output * (p_high - p_low) + p_low`); bioimage.io spec 0.5 has no "
-            "post-processing operator that multiplies by another tensor's percentiles, so this package leaves "
-            "the output normalised: 0 is the input's low percentile, 1 its high percentile. To get the input's "
-            "units, apply that formula with the input image's percentiles; `microrestore denoise --method care "
-            "--model this.zip` does it for you."
+            f"with its {normalization.get('low', 1.0)} and {normalization.get('high', 99.8)} percentiles "
+            "(`scale_range`, `per_sample`), exactly as microrestore does. microrestore maps the network's output "
+            "back with the same percentiles of the input (`output * (p_high - p_low) + p_low`); bioimage.io spec "
+            "0.5 has no post-processing operator that multiplies by another tensor's percentiles, so this package "
+            "leaves the output normalised: 0 is the input's low percentile, 1 its high percentile. To get the "
+            f"input's units, apply that formula with the input image's percentiles; `microrestore restore --method "
+            f"{method} --model this.zip` does it for you."
         )
     else:
-        units_text = "The output is in the input's units (a fixed affine normalisation, undone by `scale_linear`)."
+        units_text = (
+            "The output is in the input's units: a fixed affine normalisation (`scale_linear`), undone after the "
+            "network, so intensities keep their meaning (no per-image stretching)."
+        )
+    if local:
+        tiling_text = (
+            f"A border of {halo} px (the network's receptive radius rounded up to {multiple}) is declared as halo: "
+            "tiled prediction with that halo equals whole-image prediction."
+        )
+    else:
+        tiling_text = (
+            f"The network is not local (instance normalisation, attention or Fourier layers use statistics of the "
+            f"whole input), so tiles see slightly different statistics than the whole image. The declared halo "
+            f"({halo} px) covers the convolutions' reach and the smallest input is {minimum} px, so that tiles keep "
+            "statistics close to the whole image's; prefer tiles as large as memory allows. microrestore blends "
+            "overlapping tiles for the same reason."
+        )
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in bundle.metrics.items() if isinstance(v, (int, float)))
     text = f"""# {name}
 
-{method.upper()} model trained and exported with [microrestore](https://github.com/microrestore/microrestore)
-(source: `{source}`). Network: U-Net, {bundle.network_specs["net"].get("depth", "?")} pooling levels,
-{bundle.network_specs["net"].get("base_filters", "?")} base filters, residual
-{bundle.network_specs["net"].get("residual", "?")}.
+{method} model trained and exported with [microrestore](https://github.com/microrestore/microrestore)
+(source: `{source}`). Network: {network}.
 
 ## Input and output
 
 - Input `{INPUT_ID}`: one-channel image, axes batch, channel, {"z, " if bundle.axes == "ZYX" else ""}y, x; spatial
   sizes `{minimum} + n * {multiple}`.
-- Output `{OUTPUT_ID}`: same shape. A border of {halo} px (the network's receptive radius rounded up to
-  {multiple}) is declared as halo: tiled prediction with that halo equals whole-image prediction.
+- Output `{OUTPUT_ID}`: same shape. {tiling_text}
 - {units_text}
 
 ## Training
@@ -210,8 +246,8 @@ Configuration: `{bundle.config}`.
 # Validation
 
 The test tensors were made by microrestore's own prediction on the sample image and `bioimageio.core.test_model`
-passed on both weight formats before this package was written. Validation metrics at the end of training (on
-normalised held-out patches): {metrics or "none recorded"}.
+passed on both weight formats before this package was written. Validation metrics at the end of training:
+{metrics or "none recorded"}.
 
 These numbers describe the training data only; check the model on your own images with ground truth
 (`microrestore evaluate`) before trusting it on different microscopes, samples or noise levels.
@@ -246,6 +282,7 @@ def build_description(
     name: str | None = None,
     authors: Sequence[str] | None = None,
     license: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Any:
     """Write the package's files into ``workdir`` and return the spec 0.5 ``ModelDescr`` (not tested).
 
@@ -256,52 +293,61 @@ def build_description(
 
     from microrestore.engine.modeldir import load_model, read_model_config
     from microrestore.engine.predictor import NetworkPredictor
-    from microrestore.nn import build_network
+    from microrestore.engine.tiling import predict_whole
+    from microrestore.plugins.manager import get_registry
     from microrestore.plugins.registry import PredictOptions
     from microrestore.zoo import resolve_model
 
     folder = resolve_model(model_dir)
     bundle = load_model(folder)
     document, _ = read_model_config(folder)
-    info = _METHODS.get(bundle.method)
-    if info is None:
+    method = get_registry().methods.get(bundle.method)
+    if method is None:
+        raise MicrorestoreError(f"this model was trained with {bundle.method!r}, which no installed plugin provides")
+    options = PredictOptions(device="cpu", params=dict(params or {}))
+    if method.predict_schema is not None:
+        from microrestore.api import validate_params
+
+        options.params = validate_params(method, options.params)
+    # The method's own loader decides which network runs and how intensities are mapped: whatever it returns
+    # as a single-network predictor is exactly what the package must reproduce.
+    predictor = method.load(str(folder), options)
+    if not isinstance(predictor, NetworkPredictor):
         raise MicrorestoreError(
-            f"export supports methods {', '.join(sorted(_METHODS))}; this model was trained with {bundle.method!r}"
+            f"{bundle.method} inference is not a single network ({type(predictor).__name__}); "
+            f"networks in this model: {', '.join(sorted(bundle.network_specs))}"
         )
-    if len(bundle.network_specs) != 1:
-        raise MicrorestoreError(
-            f"export supports single-network models; this one has {', '.join(sorted(bundle.network_specs))}"
-        )
-    net_name = next(iter(bundle.network_specs))
-    spec = dict(bundle.network_specs[net_name])
-    kwargs = _architecture_kwargs(spec)
-    network = bundle.build(net_name, build_network, device="cpu")
-    ndim = int(spec.get("ndim", 2))
-    in_channels = int(spec.get("in_channels", 1))
-    out_channels = int(spec.get("out_channels", 1))
-    if in_channels != 1 or out_channels != 1:
-        raise MicrorestoreError("export supports one-channel models only")
-    multiple = int(network.size_multiple)
-    radius = int(network.receptive_radius)
-    halo = -(-radius // multiple) * multiple
+    if predictor.output_transform is not None:
+        raise MicrorestoreError(f"{bundle.method} maps its output with Python code that bioimage.io cannot express")
+    network = predictor.network.to(memory_format=torch.contiguous_format).cpu().eval()
+    spec = dict(getattr(network, "spec", {}))
+    module_name, class_name, kwargs = _architecture(spec)
+    net_name = next((k for k, v in bundle.network_specs.items() if dict(v) == spec), spec["name"])
+    ndim = predictor.ndim
+    if predictor.in_channels != 1 or predictor.out_channels != 1:
+        raise MicrorestoreError("export supports one-channel networks only")
+    multiple, halo = predictor.multiple, predictor.halo
     minimum = 2 * halo + multiple
-    if not getattr(network, "is_local", True):
-        raise MicrorestoreError("export needs a local network (no FFT layers): tiles would differ from the whole")
+    if not predictor.is_local:
+        minimum += max(0, -(-(NONLOCAL_MIN_EDGE - minimum) // multiple) * multiple)
 
     spatial = ["z", "y", "x"][-ndim:]
-    pre, post, units = _normalization_steps(bundle.normalization, ["channel", *spatial])
+    normalization = predictor.normalizer.to_dict()
+    pre, post, units = _normalization_steps(normalization, ["channel", *spatial])
+    if predictor.output_normalizer is not None:
+        if units != "input":
+            raise MicrorestoreError("an output scale of its own needs a fixed input normalisation")
+        post = _normalization_steps(predictor.output_normalizer.to_dict(), ["channel", *spatial])[1]
+    if predictor.output_range is not None and units == "input":
+        low, high = predictor.output_range
+        post = [*post, v0_5.ClipDescr(kwargs=v0_5.ClipKwargs(min=low, max=high))]
 
     # Test tensors. bioimageio's test_model runs the network on the test input as it is (no halo padding, no
-    # cropping), so the expected output is microrestore's whole-image inference with no halo: its normaliser
-    # (fitted on the test input), the network, and (for input units) the inverse normalisation. Prediction on
-    # other images, with the declared halo, matches ``microrestore`` predict (tests/integration/test_bioimage.py).
-    from microrestore.engine.normalization import normalizer_from_dict
-    from microrestore.engine.tiling import predict_whole
-
+    # cropping), so the expected output is microrestore's whole-image inference with no halo: the predictor's
+    # normaliser (fitted on the test input), the network, and (for input units) its way back to the output's
+    # units. Prediction on other images, with the declared halo, matches microrestore's (tested).
     plane = _valid_crop(_read_sample(sample, ndim), minimum, multiple, TEST_EDGE)
-    predictor = NetworkPredictor(network, bundle.normalization, PredictOptions(device="cpu"), ndim=ndim)
-    normalizer = normalizer_from_dict(bundle.normalization)
-    params = normalizer.fit(plane)
+    fitted = predictor.normalizer.fit(plane)
     restored = predict_whole(
         predictor.forward,
         plane[np.newaxis],
@@ -309,8 +355,8 @@ def build_description(
         halo=0,
         multiple=multiple,
         device=predictor.device,
-        preprocess=lambda block: normalizer.apply(block, params),
-        postprocess=None if units == "normalized" else (lambda block: normalizer.invert(block, params)),
+        preprocess=lambda block: predictor.normalizer.apply(block, fitted),
+        postprocess=None if units == "normalized" else (lambda block: predictor.to_output_units(block, fitted)),
     )[0]
     test_in = workdir / "test_input.npy"
     test_out = workdir / "test_output.npy"
@@ -319,31 +365,37 @@ def build_description(
     cover = _cover(workdir / "cover.png", plane, restored)
 
     # Weights: a plain state dict and TorchScript (which needs no microrestore where it runs).
-    network = network.cpu().eval()
+    network = predictor.network.to(memory_format=torch.contiguous_format).cpu().eval()
     state_path = workdir / "weights.pt"
     torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, state_path)
     script_path = workdir / "weights_torchscript.pt"
     with torch.no_grad(), warnings.catch_warnings():
-        # The U-Net's input-size check is Python that tracing records as a constant (it passes for the traced
-        # size); the convolutions, pooling and nearest upsampling stay shape-generic, which test_model checks
-        # on several sizes.
+        # Input-size checks are Python that tracing records as a constant (they pass for the traced size); the
+        # convolutions, pooling and upsampling stay shape-generic, which test_model checks on several sizes.
         warnings.simplefilter("ignore")
         example = torch.rand((1, 1, *([minimum + 2 * multiple] * ndim)))
         scripted = torch.jit.trace(network, example, check_trace=False)
         torch.jit.save(scripted, str(script_path))
     torch_version = v0_5.Version(_plain_version(torch.__version__))
 
-    title = name or f"{info['title']} {folder.name}"
+    title = name or f"microrestore {bundle.method} {folder.name}"
     title = "".join(c if c.isalnum() or c in "_+- ()" else "-" for c in title)[:64].strip()
     if len(title) < 5:
         title = f"microrestore {bundle.method} {title}".strip()
-    citation = "\n".join(f"{c['text']} doi:{c['doi']}" for c in info["cite"])
+    cite = _citations(method.citation or "")
+    if not cite:
+        raise MicrorestoreError(f"method {bundle.method!r} registers no citation with a DOI; bioimage.io needs one")
+    citation = "\n".join(f"{c['text']} doi:{c['doi']}" for c in cite)
     readme = _readme(
         workdir / "README.md",
         name=title,
         method=bundle.method,
         bundle=bundle,
+        network=f"`{class_name}` ({module_name}), {sum(p.numel() for p in network.parameters()):,} parameters, "
+        f"options `{kwargs}`",
+        local=bool(predictor.is_local),
         units=units,
+        normalization=normalization,
         halo=halo,
         multiple=multiple,
         minimum=minimum,
@@ -395,7 +447,7 @@ def build_description(
             source=state_path,
             pytorch_version=torch_version,
             architecture=v0_5.ArchitectureFromLibraryDescr(
-                import_from="microrestore.nn.unet", callable=v0_5.Identifier("UNet"), kwargs=kwargs
+                import_from=module_name, callable=v0_5.Identifier(class_name), kwargs=kwargs
             ),
         ),
         torchscript=v0_5.TorchscriptWeightsDescr(
@@ -408,17 +460,17 @@ def build_description(
     return v0_5.ModelDescr(
         name=title,
         description=(
-            f"{info['title']} of fluorescence microscopy images, trained with microrestore; "
+            f"{method.summary}; trained with microrestore; "
             + ("output in normalised units (see README)." if units == "normalized" else "output in input units.")
         ),
         authors=[v0_5.Author(name=a) for a in (authors or DEFAULT_AUTHORS)],
-        cite=[v0_5.CiteEntry(text=c["text"], doi=v0_5.Doi(c["doi"])) for c in info["cite"]],
+        cite=[v0_5.CiteEntry(text=c["text"], doi=v0_5.Doi(c["doi"])) for c in cite],
         license=v0_5.LicenseId(licence),
         documentation=v0_5.FileDescr(source=readme),
         covers=[v0_5.FileDescr(source=cover)],
         # microrestore's own model folder, byte for byte: ``microrestore.zoo.package`` loads it natively
         attachments=[v0_5.FileDescr(source=folder / member) for member in NATIVE_MEMBERS],
-        tags=list(info["tags"]) if ndim == 2 else [t if t != "2d" else "3d" for t in info["tags"]],
+        tags=_tags(method, str(spec["name"]), ndim),
         inputs=inputs,
         outputs=outputs,
         weights=weights,
@@ -426,9 +478,11 @@ def build_description(
         config=v0_5.Config(
             microrestore={
                 "method": bundle.method,
+                "network": net_name,
+                "predict_options": dict(options.params),
                 "microrestore_version": __version__,
                 "output_units": units,
-                "normalization": dict(bundle.normalization),
+                "normalization": normalization,
                 "halo": halo,
                 "size_multiple": multiple,
             }
@@ -445,8 +499,9 @@ def export_model(
     authors: Sequence[str] | None = None,
     license: str | None = None,
     devices: Sequence[str] | None = ("cpu",),
+    params: dict[str, Any] | None = None,
 ) -> Path:
-    """Export a single-network model folder (CARE) as a bioimage.io package, tested before it is written.
+    """Export a model whose inference is one network as a bioimage.io package, tested before it is written.
 
     Parameters
     ----------
@@ -466,6 +521,8 @@ def export_model(
         SPDX licence id; default the model folder's ``license`` or BSD-3-Clause.
     devices
         Devices ``test_model`` runs on (``None``: bioimageio's choice, CUDA when present).
+    params
+        The method's prediction options (as ``--set``), e.g. ``{"direction": "BtoA"}`` for a c2GAN model.
 
     Returns
     -------
@@ -498,7 +555,9 @@ def export_model(
     workdir = Path(tempfile.mkdtemp(prefix="microrestore-bioimage-"))
     try:
         started = time.perf_counter()
-        descr = build_description(model_dir, workdir, sample=sample, name=name, authors=authors, license=license)
+        descr = build_description(
+            model_dir, workdir, sample=sample, name=name, authors=authors, license=license, params=params
+        )
         summary = test_model(descr, devices=list(devices) if devices else None)
         if summary.status != "passed":
             raise MicrorestoreError(f"bioimageio test_model failed, nothing written: {_failure_summary(summary)}")

@@ -18,6 +18,8 @@ import numpy as np
 from microrestore.errors import InputError, MicrorestoreError
 from microrestore.plugins.registry import PredictOptions
 
+#: ``--model bioimageio:ID`` runs a model of the bioimage.io collection by its id (online, or from the cache).
+BIOIMAGEIO_PREFIX = "bioimageio:"
 #: Largest tile edge handed to the model on a CPU (the halo included).
 CPU_TILE = 512
 
@@ -25,7 +27,8 @@ CPU_TILE = 512
 def is_bioimage_package(model: str | Path | None, method: str | None = None) -> bool:
     """Whether ``model`` is a foreign bioimage.io package, to be run through ``bioimageio.core``.
 
-    True for an ``rdf.yaml``, a ``*.bioimageio.yaml`` and a ``.zip``, except a ``.zip`` that carries
+    True for ``bioimageio:ID`` (a model of the bioimage.io collection), an ``rdf.yaml``, a ``*.bioimageio.yaml``
+    and a ``.zip``, except a ``.zip`` that carries
     microrestore's own model folder (``config.yaml`` + ``weights.safetensors``, as ``microrestore export``
     attaches them) for ``method`` (any method when None): that one is loaded natively by
     :func:`microrestore.zoo.resolve_model` (exact microrestore prediction, output in the input's units).
@@ -33,6 +36,8 @@ def is_bioimage_package(model: str | Path | None, method: str | None = None) -> 
     """
     if model is None:
         return False
+    if str(model).startswith(BIOIMAGEIO_PREFIX):
+        return True
     path = Path(model).expanduser()
     name = path.name.lower()
     if name.endswith(".zip"):
@@ -270,9 +275,18 @@ def load_bioimage_predictor(path: str | Path, options: PredictOptions | None = N
         raise MicrorestoreError(
             f"running bioimage.io packages needs the bioimage extra: pip install 'microrestore[bioimage]' ({exc})"
         ) from None
-    source = Path(path).expanduser()
-    if not source.exists():
-        raise InputError("bioimage.io package does not exist", source)
+    text = str(path)
+    if text.startswith(BIOIMAGEIO_PREFIX):
+        # a model of the bioimage.io collection by id (e.g. ``bioimageio:affable-shark``): downloaded and
+        # hash-checked by bioimageio.core into its own cache; needs the network the first time
+        ident = text[len(BIOIMAGEIO_PREFIX) :].strip()
+        if not ident:
+            raise InputError(f"{text!r}: give a bioimage.io model id after {BIOIMAGEIO_PREFIX!r}")
+        source: Any = ident
+    else:
+        source = Path(path).expanduser()
+        if not source.exists():
+            raise InputError("bioimage.io package does not exist", source)
     try:
         descr = load_model_description(source, perform_io_checks=True)
     except Exception as exc:

@@ -20,16 +20,20 @@ def add_commands(root: typer.Typer) -> None:
 
 @app.command("list")
 def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List the zoo's models and whether each is in the download cache."""
+    """List the zoo's models, which method each is the default of, and whether each is in the download cache."""
+    from microrestore.plugins.manager import get_registry
     from microrestore.zoo import entries
     from microrestore.zoo.fetch import cached_state
 
+    methods = get_registry().methods
+    defaults = {m.default_model: name for name, m in methods.items() if m.default_model}
     rows = [
         {
             "id": e.id,
             "method": e.method,
             "task": e.task,
             "version": e.version,
+            "default_of": defaults.get(e.id),
             "bundled": e.bundled,
             "cached": None if e.bundled else cached_state(e),
             "license": e.license,
@@ -37,24 +41,29 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
         }
         for e in entries().values()
     ]
+    # methods that need a model but have none to run without training
+    missing = sorted(name for name, m in methods.items() if m.needs_model and m.train and not m.default_model)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    # version and licence are in ``zoo info`` and ``--json``; the table keeps ids whole on an 80-column terminal
+    # descriptions and licences are in ``zoo info`` and ``--json``; the table fits an 80-column terminal
     table = Table(title="microrestore zoo")
-    for column in ("id", "method", "task", "version", "bundled", "cached", "license", "description"):
-        table.add_column(column)
+    for column in ("id", "method", "task", "version", "default", "bundled", "cached"):
+        table.add_column(column, no_wrap=True)
     for r in rows:
         table.add_row(
             r["id"],
             r["method"],
             r["task"],
             str(r["version"]),
+            "yes" if r["default_of"] else "",
             "yes" if r["bundled"] else "no",
             "-" if r["cached"] is None else r["cached"],
-            r["license"],
-            r["description"],
         )
     stdout.print(table)
+    if missing:
+        stdout.print(f"methods without a default model (train one, then pass --model): {', '.join(missing)}")
 
 
 @app.command("info")

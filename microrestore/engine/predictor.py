@@ -107,8 +107,16 @@ class NetworkPredictor:
         Spatial dims of the model (2 or 3).
     in_channels, out_channels
         Channels of the network.
+    output_normalization
+        Dict form of a *fixed* normaliser that maps the network's output back to the output's units, when it
+        differs from the input's (an A -> B model whose domains have their own intensity scales). Default:
+        the input's normaliser, with the parameters fitted on the input.
+    output_range
+        ``(low, high)`` the output is kept within (e.g. the exact image of a tanh output layer, so that float
+        rounding cannot leave it). Unlike ``output_transform`` it can be written in bioimage.io terms.
     output_transform
-        Optional mapping applied to each denormalised block (e.g. clamp at zero for a method that says so).
+        Optional mapping applied to each denormalised block (e.g. clamp at zero for a method that says so). A
+        model with one cannot be exported to bioimage.io (the mapping is opaque).
     """
 
     def __init__(
@@ -120,6 +128,8 @@ class NetworkPredictor:
         ndim: int = 2,
         in_channels: int = 1,
         out_channels: int = 1,
+        output_normalization: dict[str, Any] | None = None,
+        output_range: tuple[float, float] | None = None,
         output_transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         import torch
@@ -137,6 +147,10 @@ class NetworkPredictor:
         self.ndim = ndim
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.output_normalizer = None if output_normalization is None else normalizer_from_dict(output_normalization)
+        if self.output_normalizer is not None and self.output_normalizer.per_image:
+            raise ValueError("output_normalization must be a fixed normaliser (the output has no statistics)")
+        self.output_range = None if output_range is None else (float(output_range[0]), float(output_range[1]))
         self.output_transform = output_transform
         self.multiple = int(getattr(network, "size_multiple", 1))
         radius = int(getattr(network, "receptive_radius", options.overlap))
@@ -201,6 +215,16 @@ class NetworkPredictor:
             balanced.append(max(-(-per_tile // m) * m, ov + m))
         return tuple(balanced), overlap
 
+    def to_output_units(self, block: np.ndarray, params: Any) -> np.ndarray:
+        """Map a block of network output to the output's units (``params``: the input normaliser's fit)."""
+        if self.output_normalizer is not None:
+            result = self.output_normalizer.invert(block)
+        else:
+            result = self.normalizer.invert(block, params)
+        if self.output_range is not None:
+            result = np.clip(result, *self.output_range, out=result)
+        return self.output_transform(result) if self.output_transform else result
+
     def forward(self, batch: Any) -> Any:
         """Run the network on a batch of normalised tiles."""
         return self.network(batch.contiguous(memory_format=self.memory_format))
@@ -223,8 +247,7 @@ class NetworkPredictor:
             return self.normalizer.apply(block, params)
 
         def post(block: np.ndarray) -> np.ndarray:
-            result = self.normalizer.invert(block, params)
-            return self.output_transform(result) if self.output_transform else result
+            return self.to_output_units(block, params)
 
         spatial_shape = [int(data.shape[image.axes.index(a)]) for a in layout.spatial]
         tile, overlap = self.plan_tiles(spatial_shape)

@@ -42,8 +42,6 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
     factor (the same one unless the model was trained with ``intensity_range_b``) and kept inside that
     domain's range, which tanh cannot leave anyway.
     """
-    import numpy as np
-
     from microrestore.engine.modeldir import load_model
     from microrestore.engine.normalization import FixedNormalizer
     from microrestore.engine.predictor import NetworkPredictor
@@ -58,18 +56,15 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
     range_b = _range(bundle.config.get("intensity_range_b") or range_a, bundle.path)
     name, in_range, out_range = ("G", range_a, range_b) if direction == "AtoB" else ("F", range_b, range_a)
     network = bundle.build(name, build_network)
-    spec = bundle.network_specs[name]
-    norm_in = FixedNormalizer.from_range(*in_range)
-    norm_out = FixedNormalizer.from_range(*out_range)
-    low, high = out_range
-
-    def to_output_units(block: np.ndarray) -> np.ndarray:
-        # ``block`` was inverted with the input domain's scaling; re-express it in the output domain's units.
-        if norm_in != norm_out:
-            block = norm_out.invert(norm_in.apply(block))
-        return np.clip(block, low, high, out=block)
-
-    return NetworkPredictor.from_spec(network, spec, norm_in.to_dict(), options, output_transform=to_output_units)
+    return NetworkPredictor.from_spec(
+        network,
+        bundle.network_specs[name],
+        FixedNormalizer.from_range(*in_range).to_dict(),
+        options,
+        # the output domain's own scale; tanh cannot leave its range, the clip only absorbs float rounding
+        output_normalization=FixedNormalizer.from_range(*out_range).to_dict(),
+        output_range=out_range,
+    )
 
 
 def train(request: TrainRequest) -> Path:

@@ -76,12 +76,14 @@ class C2GANConfig(BaseModel):
     """Polarity of domain B's objects."""
     mask_channel_mean: bool = True
     """Average the channels before thresholding, giving one mask per image (as c²GAN); else one per channel."""
-    intensity_range: Literal["auto"] | tuple[float, float] = (0.0, 65535.0)
+    intensity_range: Literal["auto", "data"] | tuple[float, float] = (0.0, 65535.0)
     """The fixed scaling: ``[low, high]`` in image units, mapped onto [-1, 1] for every image of domain A (and
     of domain B unless ``intensity_range_b`` is given); never per image. ``auto``: from each domain's dtype
     (0..255 for uint8, 0..65535 for uint16; float images: 0 (or the minimum, if negative) to the maximum of
-    that domain's training images)."""
-    intensity_range_b: Literal["auto"] | tuple[float, float] | None = None
+    that domain's training images). ``data``: from the training images' values (0.1st percentile minus 5 % of
+    the span to the 99.99th plus 25 %), one range for both domains unless ``intensity_range_b`` is given: for
+    low-count data that uses a sliver of its dtype's range."""
+    intensity_range_b: Literal["auto", "data"] | tuple[float, float] | None = None
     """The fixed scaling of domain B when it differs from domain A's; ``None``: ``intensity_range``."""
     augment: bool = True
     """Random rotations by 90 degrees and flips of the patches (each domain independently)."""

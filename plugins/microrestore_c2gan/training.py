@@ -373,12 +373,29 @@ def _fit_planes(samples: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(subsample(s, budget), dtype=np.float64) for s in items]
 
 
+#: Share of the data's span added above its 99.99th percentile by ``intensity_range: data``.
+DATA_HEADROOM = 0.25
+
+
 def resolve_range(samples: Sequence[np.ndarray], spec: Any, domain: str) -> tuple[float, float]:
     """The fixed intensity range of one domain: the given ``[low, high]`` or ``auto`` (from the dtype).
 
     ``auto``: integer images use their dtype's range (0..255 for uint8, 0..65535 for uint16; the widest type
     of the domain); float images 0 (or the minimum, if negative) to the maximum of the domain's images.
+    ``data``: from the images' values, for low-count data that uses a sliver of its dtype's range: the 0.1st
+    percentile minus 5 % of the span to the 99.99th percentile plus :data:`DATA_HEADROOM` of it (room for
+    structures brighter than any seen in training), never below 0 for unsigned images.
     """
+    if spec == "data":
+        values = np.concatenate([v.ravel() for v in _fit_planes(samples)])
+        lo, hi = (float(v) for v in np.percentile(values, [0.1, 99.99]))
+        if not hi > lo:
+            raise InputError(f"domain {domain} images are constant; give intensity_range explicitly")
+        span = hi - lo
+        low = lo - 0.05 * span
+        if all(np.dtype(s.dtype).kind in "ub" for s in samples):
+            low = max(0.0, low)
+        return low, hi + DATA_HEADROOM * span
     if spec != "auto":
         low, high = (float(v) for v in spec)
         return low, high
@@ -467,10 +484,14 @@ def train(request: TrainRequest) -> Path:
     samples_a = _flatten(load_samples(request.source, ndim=2, axes=request.axes, channels=config.channels))
     samples_b = _flatten(load_samples(request.target, ndim=2, axes=request.axes, channels=config.channels))
 
-    range_a = resolve_range(samples_a, config.intensity_range, "A")
-    range_b = resolve_range(
-        samples_b, config.intensity_range if config.intensity_range_b is None else config.intensity_range_b, "B"
-    )
+    if config.intensity_range == "data" and config.intensity_range_b is None:
+        # one scale for both domains, from both domains' values: intensities keep one meaning across A and B
+        range_a = range_b = resolve_range([*samples_a, *samples_b], "data", "A and B")
+    else:
+        range_a = resolve_range(samples_a, config.intensity_range, "A")
+        range_b = resolve_range(
+            samples_b, config.intensity_range if config.intensity_range_b is None else config.intensity_range_b, "B"
+        )
     norm_a, norm_b = FixedNormalizer.from_range(*range_a), FixedNormalizer.from_range(*range_b)
     values_a, values_b = scaled_255(samples_a, norm_a), scaled_255(samples_b, norm_b)
     _check_domain(values_a, "A", show)

@@ -20,17 +20,11 @@ DEFAULT_MODEL = "care-demo-2d"
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
-    """Load a CARE model folder, zoo id or bioimage.io package into a tiled predictor.
+    """Load a CARE model folder, zoo id or microrestore bioimage.io package into a tiled predictor.
 
-    A ``.zip`` exported by microrestore (it carries the CARE model folder) is loaded natively; any other
-    bioimage.io package runs through ``bioimageio.core``.
+    (Foreign bioimage.io packages never get here: :func:`microrestore.api.load_predictor` runs them through
+    ``bioimageio.core``.)
     """
-    from microrestore.bioimage.importer import is_bioimage_package
-
-    if is_bioimage_package(model, method="care"):
-        from microrestore.bioimage.importer import load_bioimage_predictor
-
-        return load_bioimage_predictor(model, options)
     from microrestore.engine.modeldir import load_model
     from microrestore.engine.predictor import NetworkPredictor
     from microrestore.nn import build_network

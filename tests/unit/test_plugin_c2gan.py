@@ -136,6 +136,18 @@ def test_otsu_threshold_separates_two_modes():
     assert np.mean(narrow[:5000] <= t) > 0.999 and np.mean(narrow[5000:] > t) > 0.999
 
 
+def test_intensity_range_from_data_fits_low_count_images():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(100 + 40 * rng.random((1, 64, 64))).astype(np.uint16)  # ~100..140 ADU of 0..65535
+    low, high = resolve_range([counts], "data", "A")
+    lo, hi = np.percentile(counts, [0.1, 99.99])
+    assert low == pytest.approx(lo - 0.05 * (hi - lo)) and high == pytest.approx(hi + 0.25 * (hi - lo))
+    assert 0 < low < counts.min() + 5 and hi < high < 200  # a scale the thresholds and tanh can use
+    assert resolve_range([np.zeros((1, 4, 4), np.uint16) + np.arange(4, dtype=np.uint16)], "data", "A")[0] == 0.0
+    with pytest.raises(InputError, match="constant"):
+        resolve_range([np.full((1, 4, 4), 7, np.uint16)], "data", "B")
+
+
 def test_intensity_range_auto_from_dtype():
     assert resolve_range([np.zeros((1, 4, 4), np.uint8)], "auto", "A") == (0.0, 255.0)
     assert resolve_range([np.zeros((1, 4, 4), np.uint16)], "auto", "A") == (0.0, 65535.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -61,9 +62,14 @@ def test_zip_bombs_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_foreign_package_goes_to_the_bioimageio_importer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from microrestore_care import load
-
     import microrestore.bioimage.importer as importer
+    from microrestore import api
+    from microrestore.plugins.manager import get_registry
+
+    care = get_registry().methods["care"]
+
+    def load(model: str, options: PredictOptions) -> object:
+        return api.load_predictor(care, model, options)
 
     foreign = _zip(tmp_path / "foreign.zip", {"rdf.yaml": b"format_version: 0.5.4\n", "weights.pt": b"\0" * 10})
     assert is_bioimage_package(foreign) and is_bioimage_package(foreign, "care")
@@ -146,3 +152,29 @@ def test_unwritable_cache_falls_back_to_a_temporary_folder(tmp_path, monkeypatch
     folder = packages_dir()
     assert not str(folder).startswith(str(blocker))
     folder.mkdir(parents=True, exist_ok=True)
+
+
+def test_bioimageio_ids_go_to_the_importer() -> None:
+    assert is_bioimage_package("bioimageio:affable-shark")
+    assert is_bioimage_package("bioimageio:affable-shark", "care")
+
+
+def test_empty_bioimageio_id_is_a_one_line_error() -> None:
+    pytest.importorskip("bioimageio.core")
+    from microrestore.bioimage import load_bioimage_predictor
+
+    with pytest.raises(InputError, match="give a bioimage"):
+        load_bioimage_predictor("bioimageio:", PredictOptions(device="cpu"))
+
+
+@pytest.mark.skipif(
+    not os.environ.get("MICRORESTORE_ONLINE_TESTS"), reason="needs the network (set MICRORESTORE_ONLINE_TESTS=1)"
+)
+def test_bioimageio_model_by_id_online() -> None:
+    from microrestore.bioimage import load_bioimage_predictor
+
+    predictor = load_bioimage_predictor("bioimageio:affable-shark", PredictOptions(device="cpu"))
+    image = np.random.default_rng(0).random((128, 128), dtype=np.float32)
+    from microrestore.io.images import ImageData
+
+    assert predictor.predict(ImageData(image, "YX")).shape == image.shape
