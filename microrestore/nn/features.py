@@ -90,7 +90,7 @@ VGG19_IMAGENET = WeightsFile(
 
 #: The shipped microscopy feature network and its sha256 (checked on every load).
 MICROSCOPY_FEATURES_FILE = WEIGHTS_DIR / "microscopy-features-v1.safetensors"
-MICROSCOPY_FEATURES_SHA256 = "382a7e39691c1143cce2976ef0c1422e102fd364afc0415434fb5e9caa5e94ec"
+MICROSCOPY_FEATURES_SHA256 = "98934a3c4994f069417c2ff9d21fd7e196ec61ad7a106699ab149709c08b0c2a"
 
 
 def fetch_weights(weights: WeightsFile, *, offline: bool | None = None) -> Path:
