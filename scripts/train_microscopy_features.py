@@ -15,9 +15,11 @@ Training images (never the DFNN defocus series, which the COMI benchmark holds o
 
 Each step draws 16 patches of 64 x 64, each scaled by its clean image's 0.1/99.9 percentiles onto [-1, 1],
 adds Poisson-Gaussian noise at 5 to 500 photons (peak), and minimises the MSE of the reconstruction. Finally
-the feature scale is set so that the mean squared feature over the training patches is 1.
+each feature channel is scaled to unit standard deviation over 64 clean training patches (channels that never
+vary get 0) (``--rescale FILE``
+redoes only this last step on a trained file).
 
-Run: ``python scripts/train_microscopy_features.py`` (about 10 minutes on 2 CPU cores); then update
+Run: ``python scripts/train_microscopy_features.py`` (about 30 minutes on a busy 2-core machine); then update
 ``MICROSCOPY_FEATURES_SHA256`` in ``microrestore/nn/features.py`` with the printed sha256.
 """
 
@@ -121,20 +123,18 @@ def batch(images: list[np.ndarray], rng: np.random.Generator, size: int, count: 
 def main() -> None:
     """Train the encoder-decoder and write the encoder's weights with their feature scale."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--n-sim", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
+    parser.add_argument("--rescale", type=Path, help="only recompute the feature scale of this trained file")
     default_out = ROOT / "microrestore" / "nn" / "weights" / "microscopy-features-v1.safetensors"
     parser.add_argument("--output", type=Path, default=default_out)
     args = parser.parse_args()
 
-    from safetensors.torch import save_file
-
     from microrestore.nn.features import MicroscopyFeatures
-    from microrestore.zoo import sha256_of
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -146,6 +146,16 @@ def main() -> None:
     print(f"{len(images)} training images ({len(real)} real), {time.perf_counter() - start:.0f} s", flush=True)
 
     widths = (16, 32, 64)
+    if args.rescale is not None:
+        from safetensors import safe_open
+
+        with safe_open(str(args.rescale), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {k: handle.get_tensor(k) for k in handle.keys() if k != "scale"}
+        encoder = MicroscopyFeatures(widths)
+        encoder.load_state_dict(tensors, strict=False)  # every weight; the scale is recomputed
+        write(encoder, images, args, metadata)
+        return
     encoder = MicroscopyFeatures(widths)
     encoder.requires_grad_(True)
     decoder = Decoder(widths)
@@ -164,11 +174,6 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             print(f"step {step + 1}/{args.steps} loss {loss.item():.4f} ({elapsed:.0f} s)", flush=True)
 
-    with torch.no_grad():
-        probe = torch.from_numpy(batch(images, np.random.default_rng(args.seed + 1), args.patch, 64)[1])
-        power = float(torch.mean(encoder.encode(probe) ** 2))
-    encoder.scale.fill_(1.0 / max(power, 1e-12) ** 0.5)
-    state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
     metadata = {
         "format": "microrestore-features",
         "name": "microscopy",
@@ -180,6 +185,22 @@ def main() -> None:
         "training_images": f"{len(images) - len(real)} simulated, {len(real)} real "
         "(cells3d nuclei CC0, celegans BSD-3)",
     }
+    write(encoder, images, args, metadata)
+
+
+def write(encoder: nn.Module, images: list[np.ndarray], args: argparse.Namespace, metadata: dict[str, str]) -> None:
+    """Set the per-channel feature scale (unit standard deviation on clean patches) and write the file."""
+    from safetensors.torch import save_file
+
+    from microrestore.zoo import sha256_of
+
+    with torch.no_grad():
+        probe = torch.from_numpy(batch(images, np.random.default_rng(args.seed + 1), args.patch, 64)[1])
+        std = encoder.encode(probe).std(dim=(0, 2, 3))
+    live = std > 1e-3 * float(std.max())  # channels that never vary (dead ReLUs) are dropped, not amplified
+    encoder.scale.copy_(torch.where(live, 1.0 / torch.clamp(std, min=1e-12), torch.zeros_like(std)).view(-1, 1, 1))
+    state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
+    metadata = {**metadata, "scale": f"per-channel 1/std over 64 clean training patches ({int(live.sum())} live)"}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_suffix(".tmp")
     save_file(state, str(tmp), metadata=metadata)

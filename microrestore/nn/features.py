@@ -90,7 +90,7 @@ VGG19_IMAGENET = WeightsFile(
 
 #: The shipped microscopy feature network and its sha256 (checked on every load).
 MICROSCOPY_FEATURES_FILE = WEIGHTS_DIR / "microscopy-features-v1.safetensors"
-MICROSCOPY_FEATURES_SHA256 = "98934a3c4994f069417c2ff9d21fd7e196ec61ad7a106699ab149709c08b0c2a"
+MICROSCOPY_FEATURES_SHA256 = "fd3992f791c93e1bc0612849b5d8715bd65de4838d583fc89e061ebf141e6e48"
 
 
 def fetch_weights(weights: WeightsFile, *, offline: bool | None = None) -> Path:
@@ -181,8 +181,11 @@ class MicroscopyFeatures(_Frozen):
     Attributes
     ----------
     scale : torch.Tensor
-        Factor applied to the output so that the mean squared feature on the training data is 1 (stored with
-        the weights), which keeps the weights of the losses built on it meaningful.
+        Per-channel factor ``(C, 1, 1)`` applied to the output so that every feature channel has unit standard
+        deviation over the training patches, 0 for channels that never vary (stored with the weights): differences
+        between images are then in
+        units of each feature's natural spread, as for VGG features, which keeps the weights of the losses built
+        on them meaningful.
     spec : dict
         Constructor arguments with ``name: "microscopy"``.
     """
@@ -205,7 +208,7 @@ class MicroscopyFeatures(_Frozen):
             layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
             channels = width
         self.features = nn.Sequential(*layers)
-        self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("scale", torch.ones(widths[-1], 1, 1))
         self.input_low, self.input_span = low, high - low
         self.out_channels = channels
         self.size_multiple = 2 ** (len(widths) - 1)
