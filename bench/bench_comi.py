@@ -2,7 +2,7 @@
 
 Run: ``python bench/bench_comi.py --budget-min 25`` (writes the "COMI (defocus)" section of docs/benchmarks.md).
 
-Methods, all trained on the same training data, each network for the same share of the wall-clock budget:
+Methods, all trained on the same training data, the networks sharing the wall-clock budget evenly:
 
 - **COMI**: paired, the shipped ``microscopy`` feature network (ImageNet VGG-19 needs a download), ResNet
   generators with the global skip, BatchNorm PatchGANs, weights 1e-3 : 1 : 1 : 1;
@@ -70,26 +70,40 @@ RL_ITERATIONS = (2, 5, 15, 40)
 
 
 class Budget:
-    """Turns seconds into steps: each family's step time is probed once (a 4-step run minus a 1-step run)."""
+    """Shares what is left of the wall-clock budget evenly over the networks still to train.
 
-    def __init__(self, tmp: Path) -> None:
+    Each family's step time is probed once (a 12-step run minus a 2-step run) and then replaced by the time per
+    step its last full run actually took, so a busy machine shortens the later runs instead of overrunning.
+    """
+
+    def __init__(self, tmp: Path, deadline: float, runs: int, reserve_s: float) -> None:
         self.tmp = tmp
+        self.deadline = deadline
+        self.runs_left = runs
+        self.reserve_s = reserve_s
         self.step_s: dict[str, float] = {}
 
-    def probe(self, family: str, run: Callable[[Path, int], Any]) -> float:
+    def _probe(self, family: str, run: Callable[[Path, int], Any]) -> float:
         if family not in self.step_s:
-            start = time.perf_counter()
-            run(self.tmp / f"probe-{family}-1", 1)
-            one = time.perf_counter() - start
-            start = time.perf_counter()
-            run(self.tmp / f"probe-{family}-4", 4)
-            four = time.perf_counter() - start
-            # On a busy machine the difference can be noise; never estimate below a quarter of the 4-step mean.
-            self.step_s[family] = max((four - one) / 3, 0.25 * four / 4)
+            times = []
+            for steps in (2, 12):
+                start = time.perf_counter()
+                run(self.tmp / f"probe-{family}-{steps}", steps)
+                times.append(time.perf_counter() - start)
+            self.step_s[family] = max((times[1] - times[0]) / 10, times[1] / 12 / 4)
         return self.step_s[family]
 
-    def steps(self, family: str, seconds: float, run: Callable[[Path, int], Any]) -> int:
-        return max(20, int(seconds / self.probe(family, run)))
+    def train(self, family: str, run: Callable[[Path, int], Any], out: Path) -> tuple[Path, int, float]:
+        """Train ``out`` for this run's share of the remaining time; return (model, steps, seconds taken)."""
+        step_s = self._probe(family, run)
+        share = (self.deadline - time.perf_counter() - self.reserve_s) / max(1, self.runs_left)
+        steps = max(20, int(share / step_s))
+        start = time.perf_counter()
+        model = run(out, steps)
+        took = time.perf_counter() - start
+        self.step_s[family] = took / steps
+        self.runs_left -= 1
+        return model, steps, took
 
 
 def comi_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
@@ -115,10 +129,9 @@ def train_all(
     sources: list[Path],
     targets: list[Path],
     intensity_range: list[float],
-    seconds: float,
     ablations: bool,
 ) -> tuple[dict[str, Path], dict[str, dict[str, float]]]:
-    """Train every network of one data set for ``seconds`` each; return model folders and steps/minutes."""
+    """Train every network of one data set for its share of the budget; return model folders and steps/minutes."""
     from microrestore import api
 
     def comi(extra: dict[str, Any]) -> Callable[[Path, int], Path]:
@@ -156,10 +169,8 @@ def train_all(
         runs["comi-cycle"] = ("comi", comi({"weight_cycle": 0.0}))
     models, info = {}, {}
     for label, (family, run) in runs.items():
-        steps = budget.steps(family, seconds, run)
-        start = time.perf_counter()
-        models[label] = run(tmp / f"{tag}-{label}", steps)
-        info[label] = {"steps": steps, "minutes": (time.perf_counter() - start) / 60}
+        models[label], steps, took = budget.train(family, run, tmp / f"{tag}-{label}")
+        info[label] = {"steps": steps, "minutes": took / 60}
         print(f"{tag} {label}: {steps} steps in {info[label]['minutes']:.1f} min", flush=True)
     return models, info
 
@@ -425,10 +436,9 @@ def main() -> None:
         datasets = {"sim": simulated(args, tmp)}
         if not args.skip_real and DFNN.is_dir():
             datasets["dfnn"] = dfnn(args, tmp)
-        budget = Budget(tmp)
-        n_runs = 5 + 3 * ("dfnn" in datasets)
-        # 15 % of the budget for data, probes, RL and scoring; the rest split evenly over the networks.
-        seconds = (0.85 * args.budget_min * 60 - (time.perf_counter() - start)) / n_runs
+        # The networks share what is left of the budget after the data, less a reserve for RL and scoring.
+        reserve = 90.0 * len(datasets)
+        budget = Budget(tmp, start + args.budget_min * 60, 5 + 3 * ("dfnn" in datasets), reserve)
         for tag, data in datasets.items():
             models, info = train_all(
                 args,
@@ -438,9 +448,9 @@ def main() -> None:
                 data["sources"],
                 data["targets"],
                 data["intensity_range"],
-                seconds,
                 ablations=tag == "sim",
             )
+            budget.reserve_s -= 90.0
             table = evaluate_all(data["tests"], models, data["rl_iterations"])
             results[tag] = {"means": summary(table), "info": info, "n_tests": len(data["tests"])}
         total = (time.perf_counter() - start) / 60
@@ -450,16 +460,17 @@ def main() -> None:
     print(json.dumps({k: v["means"] for k, v in results.items()}, indent=1, default=str))
     sim, lines = datasets["sim"], []
     info = results["sim"]["info"]
-    steps = ", ".join(f"{LABELS[k].strip('*')} {v['steps']}" for k, v in info.items())
+    steps = ", ".join(f"{LABELS[k].strip('*')} {v['steps']} ({v['minutes']:.1f} min)" for k, v in info.items())
     cmd = f"python bench/bench_comi.py --budget-min {args.budget_min:g}"
     lines += [
         f"`{cmd}` ({total:.0f} min on 2 shared CPU cores, {args.threads} torch thread). PSNR (dB) / SSIM / PCC "
         "against the in-focus image, mean over the test images of each defocus distance (+ and - pooled); the best "
-        "PSNR of each row in bold. Every network trains for the same wall-clock share of the budget "
-        f"({seconds / 60:.1f} min): ResNet generators with {args.ngf} filters and {args.n_blocks} blocks, "
-        f"{args.patch} px patches, learning rate {args.lr:g} for the GANs (COMI's 1e-4 moves too little in so few "
-        "steps); CARE with its defaults. CycleGAN is the `c2gan` method with `saliency_weight=0`; COMI uses the "
-        "shipped `microscopy` feature network (the ImageNet VGG-19 needs a download). RL uses the true PSF (pupil "
+        "PSNR of each row in bold. The networks share the wall-clock budget evenly (what is left after the data, "
+        "each run an equal share of the rest; steps and minutes below): ResNet generators with "
+        f"{args.ngf} filters and {args.n_blocks} blocks, {args.patch} px patches, learning rate {args.lr:g} for "
+        "the GANs (COMI's 1e-4 moves too little in so few steps); CARE with its defaults. CycleGAN is the "
+        "`c2gan` method with `saliency_weight=0`; COMI uses the shipped "
+        "`microscopy` feature network (the ImageNet VGG-19 needs a download). RL uses the true PSF (pupil "
         "function at the image's defocus); its iterations are chosen on training fields from 2/5/15/40 "
         f"({', '.join(f'{d:g} um: {k}' for d, k in sim['rl_iterations'].items())}).",
         "",
@@ -475,7 +486,9 @@ def main() -> None:
     ]
     if "dfnn" in results:
         real = datasets["dfnn"]
-        steps = ", ".join(f"{LABELS[k].strip('*')} {v['steps']}" for k, v in results["dfnn"]["info"].items())
+        steps = ", ".join(
+            f"{LABELS[k].strip('*')} {v['steps']} ({v['minutes']:.1f} min)" for k, v in results["dfnn"]["info"].items()
+        )
         cut, rows = real["rows"]
         lines += [
             "",
@@ -483,8 +496,8 @@ def main() -> None:
             "MIT): a single field, so the test set is a held-out region: networks train on rows 0-"
             f"{cut - 1} and are scored on rows {cut}-{rows - 1} (all 8 defocused images; - and + pooled). Each "
             "defocused image is registered to its in-focus reference (as the ReadMe pairs them) by the integer "
-            "shift that best correlates them on the training rows; RL uses the Gaussian kernel fitted on the training rows (the instrument's PSF is not "
-            f"published): {'; '.join(real['notes'])}; RL iterations "
+            "shift that best correlates them on the training rows; RL uses the Gaussian kernel fitted on the "
+            f"training rows (the instrument's PSF is not published): {'; '.join(real['notes'])}; RL iterations "
             f"{', '.join(f'{d:g} um: {k}' for d, k in real['rl_iterations'].items())}. Scores against the noisy "
             f"in-focus image. Steps: {steps}. No ablations here (budget).",
             "",

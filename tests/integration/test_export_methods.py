@@ -26,6 +26,11 @@ pytestmark = pytest.mark.slow
 TINY: dict[str, tuple[bool, dict[str, Any], int]] = {
     "care": (True, {"base_filters": 8, "depth": 2, "batch_size": 4, "patch_size": 32}, 10),
     "c2gan": (False, {"ngf": 8, "ndf": 8, "n_blocks": 2, "patch_size": 32, "pool_size": 2}, 6),
+    "comi": (
+        True,
+        {"ngf": 4, "ndf": 4, "n_blocks": 1, "patch_size": 48, "batch_size": 2, "feature_network": "pixel"},
+        4,
+    ),
 }
 #: method -> why its inference is not one network (export covers its network stages, if any)
 NOT_EXPORTABLE: dict[str, str] = {}
