@@ -157,8 +157,8 @@ def collect(
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[Path]]:
     """Raw samples of both domains, the field of each source sample, and the target files used.
 
-    In paired mode ``targets[i]`` pairs with ``sources[i]``. The field of an image pair is its source file (z-stack
-    slices share their stack's field).
+    In paired mode ``targets[i]`` pairs with ``sources[i]``. The field of a pair is its in-focus image (z-stack
+    slices share their stack's field; unpaired, each source file is a field).
     """
     src_samples: list[np.ndarray] = []
     tgt_samples: list[np.ndarray] = []
@@ -187,10 +187,12 @@ def collect(
         src_files = load_samples([p[0] for p in pairs], ndim=2, axes=axes, channels=config.channels)
         tgt_files = load_samples([p[1] for p in pairs], ndim=2, axes=axes, channels=config.channels)
         check_pair_shapes(pairs, src_files, tgt_files)
-        for index, (s_list, t_list) in enumerate(zip(src_files, tgt_files)):
+        # A field is its in-focus image: the defocused images that share it (pair_by=prefix) stay together.
+        field_of = {t: i for i, t in enumerate(dict.fromkeys(p[1] for p in pairs))}
+        for (_, target), s_list, t_list in zip(pairs, src_files, tgt_files):
             src_samples += s_list
             tgt_samples += t_list
-            fields += [index] * len(s_list)
+            fields += [field_of[target]] * len(s_list)
         return src_samples, tgt_samples, fields, [p[1] for p in pairs]
     for index, per_file in enumerate(load_samples(sources, ndim=2, axes=axes, channels=config.channels)):
         src_samples += per_file

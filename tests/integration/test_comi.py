@@ -189,3 +189,20 @@ def test_bad_inputs(cli, sim: Path, tmp_path: Path):
         train(target=_files(sim / "focus"), config={"feature_network": "alexnet"})
     result = cli("deblur", str(sim / "blurred" / "field_000.tif"), "--method", "comi", "-o", str(tmp_path / "o.tif"))
     assert result.exit_code == 2 and "--model" in result.output and not (tmp_path / "o.tif").exists()
+
+
+def test_prefix_pairs_keep_fields_together(sim: Path):
+    """pair_by=prefix: every defocused image of a field pairs with its in-focus image; validation holds out fields."""
+    from microrestore_comi.config import ComiConfig
+    from microrestore_comi.data import prepare, split_fields
+
+    config = ComiConfig(**TINY, pair_by="prefix", validation_fraction=0.34)
+    data = prepare(config, _files(sim / "defocus"), _files(sim / "infocus"), None)
+    assert len(data.sources) == 6 and data.fields == [0, 0, 1, 1, 2, 2]
+    assert [Path(t).name for t in data.target_files] == ["field_000.tif"] * 2 + ["field_001.tif"] * 2 + [
+        "field_002.tif"
+    ] * 2
+    train_src, _, val_src, _ = split_fields(data, config.validation_fraction, config.seed, config.patch_size)
+    assert len(train_src) == 4 and len(val_src) == 2
+    held = [i for i, s in enumerate(data.sources) if any(s is v for v in val_src)]
+    assert len({data.fields[i] for i in held}) == 1  # both held-out images are of one field
