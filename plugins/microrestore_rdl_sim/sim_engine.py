@@ -1,0 +1,82 @@
+"""The classical SIM engine (:mod:`microrestore.sim`) as rDL-SIM uses it: raw stacks, parameters, OTF, Wiener."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from microrestore.errors import InputError
+from microrestore.sim.options import SIMOptions
+from microrestore.sim.otf import OTF, load_otf
+from microrestore.sim.params import SIMParams
+
+
+def read_raw_stacks(path: Path, options: SIMOptions, axes: str | None = None) -> tuple[np.ndarray, float]:
+    """Read a raw SIM file as float32 stacks ``(n, n_orientations, n_phases, Y, X)`` and its pixel size (nm).
+
+    Every axis but the last two holds frames, ``n_orientations * n_phases`` per stack, in ``options.order``.
+    """
+    from microrestore.api import check_image
+    from microrestore.io import read_image
+    from microrestore.sim.bands import to_stacks
+
+    image = read_image(path, axes=axes)
+    check_image(image)
+    data = np.asarray(image.data, dtype=np.float32)
+    if data.ndim < 3:
+        raise InputError(f"a raw SIM file needs {options.n_frames} frames, got one {data.ndim}D image", path)
+    frames = data.reshape(-1, *data.shape[-2:])
+    if frames.shape[0] % options.n_frames:
+        raise InputError(
+            f"{frames.shape[0]} frames are not a whole number of raw stacks of {options.n_frames} "
+            f"({options.n_orientations} orientations x {options.n_phases} phases)",
+            path,
+        )
+    stacks = to_stacks(torch.from_numpy(frames), options.n_orientations, options.n_phases, options.order)
+    return stacks.numpy(), options.resolved_pixel_size_nm(image.pixel_size, path)
+
+
+def nominal_k(options: SIMOptions) -> float:
+    """``2 NA_exc / lambda_exc`` per micrometre, or a one-line error when the optics are missing."""
+    k = options.nominal_k_per_um()
+    if k is None:
+        raise InputError("rdl-sim needs the optics to estimate the illumination: give na and wavelength_nm")
+    return k
+
+
+def load_otf_for(options: SIMOptions, pixel_size_nm: float) -> OTF:
+    """The detection OTF of the options (file or optics)."""
+    return load_otf(options, pixel_size_nm)
+
+
+def estimate(
+    stack: np.ndarray | torch.Tensor, options: SIMOptions, pixel_size_nm: float, quiet: bool = True
+) -> SIMParams:
+    """Illumination parameters of one raw stack ``(n_or, n_ph, Y, X)`` (fallback warnings silenced if ``quiet``)."""
+    from microrestore.sim.estimate import estimate_params
+
+    tensor = torch.as_tensor(np.asarray(stack) if not isinstance(stack, torch.Tensor) else stack)
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        return estimate_params(
+            tensor,
+            load_otf_for(options, pixel_size_nm),
+            pixel_size_nm,
+            nominal_k(options),
+            options.estimation,
+            order=options.order,
+            equalize=options.equalize,
+            border_px=options.border_px,
+        )
+
+
+def describe(params: SIMParams) -> Any:
+    """A short line per orientation (angle, |k|, modulation) for messages."""
+    return "; ".join(
+        f"{o.angle_deg:.2f} deg, |k| {o.k_cycles_per_pixel:.4f}/px, m {o.modulation:.2f}" for o in params.orientations
+    )
