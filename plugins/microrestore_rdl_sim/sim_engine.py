@@ -15,29 +15,47 @@ from microrestore.sim.otf import OTF, load_otf
 from microrestore.sim.params import SIMParams
 
 
-def read_raw_stacks(path: Path, options: SIMOptions, axes: str | None = None) -> tuple[np.ndarray, float]:
-    """Read a raw SIM file as float32 stacks ``(n, n_orientations, n_phases, Y, X)`` and its pixel size (nm).
+def stacks_from_image(image: Any, options: SIMOptions) -> tuple[np.ndarray, float | None]:
+    """Raw stacks ``(n, n_orientations, n_phases, Y, X)`` (float32) of an image, and its pixel size (nm) if known.
 
     Every axis but the last two holds frames, ``n_orientations * n_phases`` per stack, in ``options.order``.
     """
     from microrestore.api import check_image
-    from microrestore.io import read_image
     from microrestore.sim.bands import to_stacks
 
-    image = read_image(path, axes=axes)
     check_image(image)
     data = np.asarray(image.data, dtype=np.float32)
     if data.ndim < 3:
-        raise InputError(f"a raw SIM file needs {options.n_frames} frames, got one {data.ndim}D image", path)
+        raise InputError(f"a raw SIM image needs {options.n_frames} frames, got one {data.ndim}D image", image.path)
     frames = data.reshape(-1, *data.shape[-2:])
     if frames.shape[0] % options.n_frames:
         raise InputError(
             f"{frames.shape[0]} frames are not a whole number of raw stacks of {options.n_frames} "
             f"({options.n_orientations} orientations x {options.n_phases} phases)",
-            path,
+            image.path,
         )
     stacks = to_stacks(torch.from_numpy(frames), options.n_orientations, options.n_phases, options.order)
-    return stacks.numpy(), options.resolved_pixel_size_nm(image.pixel_size, path)
+    um = (image.pixel_size or {}).get("X") or (image.pixel_size or {}).get("Y")
+    return stacks.numpy(), (float(um) * 1000.0 if um else None)
+
+
+def read_raw_stacks(path: Path, options: SIMOptions, axes: str | None = None) -> tuple[np.ndarray, float]:
+    """Read a raw SIM file as float32 stacks ``(n, n_orientations, n_phases, Y, X)`` and its pixel size (nm)."""
+    from microrestore.io import read_image
+
+    image = read_image(path, axes=axes)
+    stacks, _ = stacks_from_image(image, options)
+    return stacks, options.resolved_pixel_size_nm(image.pixel_size, path)
+
+
+def write_frames(path: Path, stacks: torch.Tensor, order: str, image: Any) -> Path:
+    """Write stacks ``(n, n_or, n_ph, Y, X)`` as float32 frames in ``order``, with the image's axes if 3D."""
+    from microrestore.io import write_image
+    from microrestore.sim.bands import stacks_to_frames
+
+    frames = stacks_to_frames(stacks, order).numpy().astype(np.float32)
+    axes = image.axes if len(image.axes) == 3 and image.axes.endswith("YX") else "TYX"
+    return write_image(path, frames, axes, pixel_size=image.pixel_size or None)
 
 
 def nominal_k(options: SIMOptions) -> float:
