@@ -98,3 +98,33 @@ def describe(params: SIMParams) -> Any:
     return "; ".join(
         f"{o.angle_deg:.2f} deg, |k| {o.k_cycles_per_pixel:.4f}/px, m {o.modulation:.2f}" for o in params.orientations
     )
+
+
+def wiener(stacks: torch.Tensor, params: list[SIMParams], options: SIMOptions, pixel_size_nm: float) -> torch.Tensor:
+    """Wiener-SIM of stacks ``(n, n_or, n_ph, Y, X)``: one filter per parameter set (one set, or one per stack)."""
+    from microrestore.sim.bands import apodize_borders, equalize_orientations
+    from microrestore.sim.wiener import WienerFilter
+
+    otf = load_otf_for(options, pixel_size_nm)
+    x = stacks.float()
+    if options.equalize:
+        x = equalize_orientations(x)
+    x = apodize_borders(x, options.border_px)
+
+    def make(p: SIMParams) -> WienerFilter:
+        return WienerFilter(
+            p,
+            otf,
+            (int(x.shape[-2]), int(x.shape[-1])),
+            pixel_size_nm,
+            wiener=options.wiener,
+            apodization=options.apodization,
+            apodization_cutoff=options.apodization_cutoff,
+            apodization_bend=options.apodization_bend,
+            notch_strength=options.notch_strength,
+            notch_width_per_um=options.notch_width_per_um,
+        )
+
+    if len(params) == 1:
+        return make(params[0])(x).cpu()
+    return torch.cat([make(p)(x[i : i + 1]).cpu() for i, p in enumerate(params)])
