@@ -52,7 +52,7 @@ class EstimationOptions(BaseModel):
 
     k_search: float = Field(default=0.15, gt=0.0, lt=0.9)
     k_tolerance: float = Field(default=0.1, gt=0.0, lt=1.0)
-    min_significance: float = Field(default=8.0, ge=0.0)
+    min_significance: float = Field(default=10.0, ge=0.0)
     angles_deg: list[float] | None = None
     angle_tolerance_deg: float = Field(default=5.0, gt=0.0, le=90.0)
     modulation_range: tuple[float, float] = (0.05, 1.5)

@@ -95,16 +95,13 @@ class OTF:
         """
         device = ky.device
         prof = torch.as_tensor(self.profile, dtype=torch.float32, device=device)
-        r = torch.sqrt(ky.float() ** 2 + kx.float() ** 2) / self.dk_per_um
-        i0 = torch.floor(r).long()
-        frac = (r - i0).float()
-        n = prof.numel()
-        inside = i0 < n - 1
-        i0c = i0.clamp(max=n - 2)
-        values = prof[i0c] * (1 - frac) + prof[i0c + 1] * frac
-        values = torch.where(inside, values, torch.zeros((), device=device))
+        prof = torch.cat([prof, prof.new_zeros(2)])  # indices past the end read 0
+        ky, kx = ky.float(), kx.float()
+        r = torch.hypot(ky, kx).mul_(1.0 / self.dk_per_um).clamp_(max=prof.numel() - 2)
+        i0 = r.long()
+        values = torch.lerp(prof[i0], prof[i0 + 1], r.sub_(i0))
         if self.pixel_um is not None:
-            values = values * torch.sinc(ky.float() * self.pixel_um) * torch.sinc(kx.float() * self.pixel_um)
+            values *= torch.sinc(ky * self.pixel_um) * torch.sinc(kx * self.pixel_um)
         return values
 
     def grid(
