@@ -109,6 +109,9 @@ class SIMOptions(BaseModel):
         out-of-focus light and honeycomb artefacts.
     notch_width_per_um
         Full width at half maximum of the notch, cycles per micrometre.
+    modulation_weighting
+        Weight each side band by its modulation (Gustafsson's band OTFs ``(m / 2) OTF``; weak bands are not
+        amplified); ``False`` divides side bands by ``m / 2`` first (fairSIM, napari-sim-processor).
     equalize
         Match each orientation's mean intensity to the stack's (laser power or bleaching differences).
     border_px
@@ -140,6 +143,7 @@ class SIMOptions(BaseModel):
     apodization_bend: float = Field(default=1.0, gt=0.0, le=10.0)
     notch_strength: float = Field(default=0.0, ge=0.0, lt=1.0)
     notch_width_per_um: float = Field(default=1.2, gt=0.0)
+    modulation_weighting: bool = True
     equalize: bool = True
     border_px: int = Field(default=8, ge=0, le=256)
     estimation: EstimationOptions = Field(default_factory=EstimationOptions)

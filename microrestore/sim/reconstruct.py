@@ -164,6 +164,7 @@ def wiener_sim(
         "apodization_bend": options.apodization_bend,
         "notch_strength": options.notch_strength,
         "notch_width_per_um": options.notch_width_per_um,
+        "modulation_weighting": options.modulation_weighting,
         "device": device,
     }
     filters = [WienerFilter(p, otf, (ny, nx), pixel_size_nm, **kwargs) for p in params]

@@ -1,14 +1,19 @@
-"""Wiener-SIM reconstruction on the 2x grid (Gustafsson 2000; Heintzmann & Gustafsson 2009; fairSIM).
+"""Wiener-SIM reconstruction on the 2x grid (Gustafsson 2000, 2008; Heintzmann & Gustafsson 2009; fairSIM).
 
-For separated bands ``b_{d,s}`` (orientation ``d``, order ``s in {0, +1, -1}``, complex factor
-``c_{d,s} = (m_d / 2)`` for ``s != 0`` after separation with the absolute phases, ``c_{d,0} = 1``), the
-estimate of the object on the 2x grid is
+For separated bands ``b_{d,s}`` (orientation ``d``, order ``s in {0, +1, -1}``; after separation with the
+absolute phases a side band is ``c_d OTF(q) S(q - s k_d)`` with ``c_d = m_d / 2``), each band's transfer
+function at its true position is ``H_{d,s}(q) = c_{d,s} OTF(q + s k_d)`` (``c_{d,0} = 1``) and the estimate
+of the object on the 2x grid is
 
-``S(q) = A(q) sum_{d,s} conj(OTF(q + s k_d)) b_{d,s}(q + s k_d) / c_{d,s}  /  (w^2 + sum_{d,s} |OTF(q + s k_d)|^2)``
+``S(q) = A(q) sum_{d,s} conj(H_{d,s}(q)) b_{d,s}(q + s k_d) / (w^2 + sum_{d,s} |H_{d,s}(q)|^2)``
 
 with ``A`` the apodisation over the extended support (cut-off + ``|k|``) and, optionally, an OTF notch
-(attenuation) at every band centre. Shifting a band by ``k`` is a multiplication of its real-space image on
-the 2x grid by ``exp(-2 pi i k . r)``, exact for sub-pixel ``k``.
+(attenuation) at every band centre. This is Gustafsson's generalised Wiener filter with the band OTFs
+(``modulation_weighting=True``, the default): a weakly modulated band is weighted by what it carries instead of
+being amplified. With ``modulation_weighting=False`` the side bands are first divided by ``c_d`` and ``H`` is
+the bare OTF (fairSIM's and napari-sim-processor's form; the same for ``m = 2``). Shifting a band by ``k`` is
+a multiplication of its real-space image on the 2x grid by ``exp(-2 pi i k . r)``, exact for sub-pixel
+``k``.
 
 The whole map from raw frames to ``S`` is linear, and the ``conj(OTF)`` weight and the notch can be applied
 before the shift (they travel with the band), so :class:`WienerFilter` precomputes three factors once for
@@ -18,8 +23,8 @@ fixed parameters (as napari-sim-processor does):
    the Nyquist mask;
 2. ``reconfactor[d, p](r)``, real, on the 2x grid: separation, phase and modulation correction and shift of
    every band of frame ``(d, p)`` at once,
-   ``M_inv[d, 0, p] + 2 Re(M_inv[d, 1, p] exp(-2 pi i k_d . r) / c_d)``;
-3. ``postfilter`` on the 2x ``rfft2`` grid: ``A / (w^2 + sum |OTF_att(q + s k_d)|^2)``.
+   ``M_inv[d, 0, p] + 2 Re(M_inv[d, 1, p] exp(-2 pi i k_d . r) g_d)`` (``g_d = c_d`` or ``1 / c_d``);
+3. ``postfilter`` on the 2x ``rfft2`` grid: ``A / (w^2 + sum |H_att|^2)``.
 
 A stack then costs one ``rfft2`` per raw frame, one zero-padded ``irfft2`` per frame, a weighted sum, and one
 ``rfft2`` / ``irfft2`` pair on the 2x grid; stacks are processed in batches on any torch device.
@@ -95,6 +100,11 @@ class WienerFilter:
         OTF attenuation ``1 - strength * exp(-|q|^2 / (2 sigma^2))`` at each band centre (0: off).
     notch_width_per_um
         Its full width at half maximum, cycles per micrometre.
+    modulation_weighting
+        ``True``: each side band's transfer function is ``(m / 2) OTF`` in the numerator and the denominator
+        (Gustafsson et al. 2008's band OTFs; a weakly modulated band is weighted by its signal, not
+        amplified). ``False``: side bands are divided by ``m / 2`` and weighted by ``OTF`` alone (fairSIM,
+        napari-sim-processor).
     device
         Torch device of the filters and the computation.
 
@@ -117,6 +127,7 @@ class WienerFilter:
         apodization_bend: float = 1.0,
         notch_strength: float = 0.0,
         notch_width_per_um: float = 1.2,
+        modulation_weighting: bool = True,
         device: torch.device | str | None = None,
     ) -> None:
         if not (math.isfinite(wiener) and wiener > 0):
@@ -131,6 +142,7 @@ class WienerFilter:
         self.wiener = float(wiener)
         self.notch_strength = float(notch_strength)
         self.notch_sigma_per_um = float(notch_width_per_um) * _SIGMA_PER_FWHM
+        self.modulation_weighting = bool(modulation_weighting)
         ny, nx = self.shape_yx
         px_um = self.pixel_size_nm / 1000.0
         dev = self.device
@@ -149,9 +161,9 @@ class WienerFilter:
         factors = []
         for d, o in enumerate(params.orientations):
             ramp = torch.exp(-2j * math.pi * (o.ky * y + o.kx * x))  # (2Y, 2X) complex128
-            c = o.modulation / 2.0
+            gain = self.side_band_gain(o.modulation)
             for p in range(params.n_phases):
-                factors.append((sep[d, 0, p].real + 2.0 * (sep[d, 1, p] * ramp / c).real).float())
+                factors.append((sep[d, 0, p].real + 2.0 * (sep[d, 1, p] * ramp * gain).real).float())
         self.reconfactor = torch.stack(factors).reshape(params.n_orientations, params.n_phases, 2 * ny, 2 * nx)
 
         # 3. postfilter on the 2x rfft2 grid
@@ -160,13 +172,24 @@ class WienerFilter:
         denominator = torch.full((2 * ny, nx + 1), self.wiener**2, dtype=torch.float32, device=dev)
         denominator += params.n_orientations * self._otf_att(fy / px_um, fx / px_um) ** 2
         for o in params.orientations:
+            weight2 = self.side_band_weight2(o.modulation)
             for s in (1.0, -1.0):
-                denominator += self._otf_att((fy + s * o.ky) / px_um, (fx + s * o.kx) / px_um) ** 2
+                denominator += weight2 * self._otf_att((fy + s * o.ky) / px_um, (fx + s * o.kx) / px_um) ** 2
         k_max = max(o.k_cycles_per_pixel for o in params.orientations) / px_um
         self.support_per_um = (otf.cutoff_per_um + k_max) * apodization_cutoff
         rho = torch.sqrt(fy**2 + fx**2) / px_um / self.support_per_um
         self.apodization_kind, self.apodization_bend = apodization, float(apodization_bend)
         self.postfilter = (_apodize(rho.float(), apodization, apodization_bend) / denominator).to(torch.complex64)
+
+    def side_band_gain(self, modulation: float) -> float:
+        """Factor applied to a separated side band (``c = m / 2`` or ``1 / c``)."""
+        c = modulation / 2.0
+        return c if self.modulation_weighting else 1.0 / c
+
+    def side_band_weight2(self, modulation: float) -> float:
+        """Weight of a side band's ``|OTF|^2`` in the denominator (``c^2`` or 1)."""
+        c = modulation / 2.0
+        return c * c if self.modulation_weighting else 1.0
 
     def _otf_att(self, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
         """OTF times the notch at its centre, at frequencies in cycles per micrometre."""
@@ -256,17 +279,18 @@ def wiener_reconstruct_bands(stacks: torch.Tensor, wiener_filter: WienerFilter) 
     y, x = fine_coordinates(f.shape_yx, dev)
     total = torch.zeros((stacks.shape[0], 2 * ny, 2 * nx), dtype=torch.complex64, device=dev)
     for d, o in enumerate(f.params.orientations):
-        c = o.modulation / 2.0
+        gain = f.side_band_gain(o.modulation)
         for s, index in ((0, 0), (1, 1), (-1, 2)):
             shift = torch.exp(-2j * math.pi * s * (o.ky * y + o.kx * x)).to(torch.complex64)
-            total += real_space[:, d, index] * shift / (1.0 if s == 0 else c)
+            total += real_space[:, d, index] * shift * (1.0 if s == 0 else gain)
     spectrum = torch.fft.fft2(total)
     fy = torch.fft.fftfreq(2 * ny, d=0.5, device=dev, dtype=torch.float64)[:, None]
     fx = torch.fft.fftfreq(2 * nx, d=0.5, device=dev, dtype=torch.float64)[None, :]
     denominator = f.wiener**2 + f.params.n_orientations * f._otf_att(fy / px_um, fx / px_um) ** 2
     for o in f.params.orientations:
         for s in (1.0, -1.0):
-            denominator = denominator + f._otf_att((fy + s * o.ky) / px_um, (fx + s * o.kx) / px_um) ** 2
+            otf2 = f._otf_att((fy + s * o.ky) / px_um, (fx + s * o.kx) / px_um) ** 2
+            denominator = denominator + f.side_band_weight2(o.modulation) * otf2
     rho = torch.sqrt(fy**2 + fx**2) / px_um / f.support_per_um
     filt = _apodize(rho.float(), f.apodization_kind, f.apodization_bend) / denominator
     return torch.fft.ifft2(spectrum * filt).real
