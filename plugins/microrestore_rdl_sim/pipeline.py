@@ -17,7 +17,6 @@ Networks run on whole frames (their attention pools over the whole image, so til
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +122,7 @@ class RDLSIMPredictor:
     def _stacks(self, image: Any) -> tuple[torch.Tensor, float]:
         from microrestore_rdl_sim.sim_engine import stacks_from_image
 
-        stacks, _ = stacks_from_image(image, self.settings)
+        stacks = stacks_from_image(image, self.settings)
         if stacks.shape[1:3] != (self.settings.n_orientations, 3):
             raise InputError("rDL-SIM needs 3 phases per orientation", image.path)
         n_frames = int(stacks.shape[1] * stacks.shape[2])
@@ -133,24 +132,13 @@ class RDLSIMPredictor:
                 f"{n_frames}",
                 image.path,
             )
-        return torch.from_numpy(stacks), self._pixel_size_nm(image)
+        return stacks, self._pixel_size_nm(image)
 
     def _params(self, stacks: torch.Tensor, pixel_nm: float, path: Any) -> list[SIMParams]:
-        from microrestore_rdl_sim.sim_engine import estimate
+        from microrestore.sim.reconstruct import resolve_params
+        from microrestore_rdl_sim.sim_engine import load_otf_for
 
-        s = self.settings
-        if s.params is not None:
-            params = SIMParams.load(s.params)
-            if params.n_orientations != stacks.shape[1] or params.n_phases != stacks.shape[2]:
-                raise InputError(
-                    f"the parameter file has {params.n_orientations} x {params.n_phases} frames per stack, the "
-                    f"image {stacks.shape[1]} x {stacks.shape[2]}",
-                    s.params,
-                )
-            return [params]
-        if s.per_stack:
-            return [estimate(stack, s, pixel_nm, quiet=False) for stack in stacks]
-        return [estimate(stacks, s, pixel_nm, quiet=False)]
+        return resolve_params(stacks, self.settings, load_otf_for(self.settings, pixel_nm), pixel_nm, path)
 
     def denoise_stacks(self, stacks: torch.Tensor, params: list[SIMParams], pixel_nm: float) -> torch.Tensor:
         """Denoise raw stacks ``(n, n_or, n_ph, Y, X)`` (input units) into the same shape and units."""
@@ -192,10 +180,9 @@ class RDLSIMPredictor:
         if self.settings.denoised is not None:
             write_frames(self.settings.denoised, denoised, self.settings.order, image)
         if self.settings.reestimate:
-            with warnings.catch_warnings():
-                params = [estimate(denoised, self.settings, pixel_nm, quiet=False)]
+            params = [estimate(denoised, self.settings, pixel_nm, quiet=False)]
             self.last_params_all, self.last_params = params, params[0]
-        sr = wiener(denoised, params, self.settings, pixel_nm)
+        sr = wiener(denoised, params, self.settings, pixel_nm, self.device)
         result = sr.numpy().astype(np.float32, copy=False)
         if out is None:
             return result

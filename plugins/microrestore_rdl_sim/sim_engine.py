@@ -15,28 +15,13 @@ from microrestore.sim.otf import OTF, load_otf
 from microrestore.sim.params import SIMParams
 
 
-def stacks_from_image(image: Any, options: SIMOptions) -> tuple[np.ndarray, float | None]:
-    """Raw stacks ``(n, n_orientations, n_phases, Y, X)`` (float32) of an image, and its pixel size (nm) if known.
-
-    Every axis but the last two holds frames, ``n_orientations * n_phases`` per stack, in ``options.order``.
-    """
+def stacks_from_image(image: Any, options: SIMOptions) -> torch.Tensor:
+    """Raw stacks ``(n, n_orientations, n_phases, Y, X)`` (float32, CPU) of an image, checked as ``wiener-sim`` does."""
     from microrestore.api import check_image
-    from microrestore.sim.bands import to_stacks
+    from microrestore.sim.reconstruct import raw_stacks
 
     check_image(image)
-    data = np.asarray(image.data, dtype=np.float32)
-    if data.ndim < 3:
-        raise InputError(f"a raw SIM image needs {options.n_frames} frames, got one {data.ndim}D image", image.path)
-    frames = data.reshape(-1, *data.shape[-2:])
-    if frames.shape[0] % options.n_frames:
-        raise InputError(
-            f"{frames.shape[0]} frames are not a whole number of raw stacks of {options.n_frames} "
-            f"({options.n_orientations} orientations x {options.n_phases} phases)",
-            image.path,
-        )
-    stacks = to_stacks(torch.from_numpy(frames), options.n_orientations, options.n_phases, options.order)
-    um = (image.pixel_size or {}).get("X") or (image.pixel_size or {}).get("Y")
-    return stacks.numpy(), (float(um) * 1000.0 if um else None)
+    return raw_stacks(image, options)
 
 
 def read_raw_stacks(path: Path, options: SIMOptions, axes: str | None = None) -> tuple[np.ndarray, float]:
@@ -44,8 +29,7 @@ def read_raw_stacks(path: Path, options: SIMOptions, axes: str | None = None) ->
     from microrestore.io import read_image
 
     image = read_image(path, axes=axes)
-    stacks, _ = stacks_from_image(image, options)
-    return stacks, options.resolved_pixel_size_nm(image.pixel_size, path)
+    return stacks_from_image(image, options).numpy(), options.resolved_pixel_size_nm(image.pixel_size, path)
 
 
 def write_frames(path: Path, stacks: torch.Tensor, order: str, image: Any) -> Path:
@@ -100,31 +84,30 @@ def describe(params: SIMParams) -> Any:
     )
 
 
-def wiener(stacks: torch.Tensor, params: list[SIMParams], options: SIMOptions, pixel_size_nm: float) -> torch.Tensor:
-    """Wiener-SIM of stacks ``(n, n_or, n_ph, Y, X)``: one filter per parameter set (one set, or one per stack)."""
-    from microrestore.sim.bands import apodize_borders, equalize_orientations
+def wiener(
+    stacks: torch.Tensor,
+    params: list[SIMParams],
+    options: SIMOptions,
+    pixel_size_nm: float,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Wiener-SIM of stacks ``(n, n_or, n_ph, Y, X)`` as ``wiener-sim`` does it (one parameter set, or one per stack).
+
+    The stacks are prepared (orientation equalisation, border taper) and reconstructed with
+    :class:`~microrestore.sim.wiener.WienerFilter`, whose keyword options are taken from ``options``.
+    """
+    import inspect
+
+    from microrestore.sim.reconstruct import prepare_stacks
     from microrestore.sim.wiener import WienerFilter
 
     otf = load_otf_for(options, pixel_size_nm)
-    x = stacks.float()
-    if options.equalize:
-        x = equalize_orientations(x)
-    x = apodize_borders(x, options.border_px)
-
-    def make(p: SIMParams) -> WienerFilter:
-        return WienerFilter(
-            p,
-            otf,
-            (int(x.shape[-2]), int(x.shape[-1])),
-            pixel_size_nm,
-            wiener=options.wiener,
-            apodization=options.apodization,
-            apodization_cutoff=options.apodization_cutoff,
-            apodization_bend=options.apodization_bend,
-            notch_strength=options.notch_strength,
-            notch_width_per_um=options.notch_width_per_um,
-        )
-
-    if len(params) == 1:
-        return make(params[0])(x).cpu()
-    return torch.cat([make(p)(x[i : i + 1]).cpu() for i, p in enumerate(params)])
+    fixed = {"params", "otf", "shape_yx", "pixel_size_nm", "device"}
+    names = [n for n in inspect.signature(WienerFilter).parameters if n not in fixed]
+    kwargs = {n: getattr(options, n) for n in names if hasattr(options, n)}
+    shape = (int(stacks.shape[-2]), int(stacks.shape[-1]))
+    x = prepare_stacks(stacks.float(), options)
+    filters = [WienerFilter(p, otf, shape, pixel_size_nm, device=device, **kwargs) for p in params]
+    if len(filters) == 1:
+        return filters[0](x).cpu()
+    return torch.cat([f(x[i : i + 1]).cpu() for i, f in enumerate(filters)])

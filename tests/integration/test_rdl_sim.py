@@ -102,7 +102,7 @@ def test_pipeline_bad_inputs(data: Path, model: Path, tmp_path: Path) -> None:
     image = read_image(data / "raw" / "field_000.tif")
     predictor = RDLSIMPredictor.from_model(model, PredictOptions(device="cpu"))
     short = type(image)(image.data[:8], "TYX", path=image.path, pixel_size=image.pixel_size)
-    with pytest.raises(InputError, match="whole number"):
+    with pytest.raises(InputError, match="multiple of 3 orientations"):
         predictor.predict(short)
     with pytest.raises(InputError, match="trained with method"):
         RDLSIMPredictor.from_model(_care_like(tmp_path), PredictOptions())
@@ -126,3 +126,15 @@ def _care_like(tmp_path: Path) -> Path:
         config={},
         axes="YX",
     )
+
+
+def test_cli_sim_reconstruct_with_rdl(cli, data: Path, model: Path, tmp_path: Path) -> None:
+    out, denoised = tmp_path / "sr.tif", tmp_path / "den.tif"
+    raw = data / "raw" / "field_000.tif"
+    args = ["sim", "reconstruct", raw, "-o", out, "--method", "rdl", "--model", model, "--dtype", "float32"]
+    result = cli(*args, "--set", f"denoised={denoised}", "--device", "cpu", "-q")
+    assert result.exit_code == 0, result.output
+    assert read_image(out).data.shape == (128, 128) and read_image(denoised).data.shape == (9, 64, 64)
+    bad = cli("sim", "reconstruct", raw, "-o", tmp_path / "x.tif", "--method", "rdl", "--model", tmp_path / "none")
+    assert bad.exit_code == 2 and "no such model" in bad.output
+    assert not (tmp_path / "x.tif").exists()
