@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from microrestore.errors import InputError
@@ -135,7 +136,7 @@ def separation_matrix(phases: torch.Tensor | Sequence[Sequence[float]]) -> torch
     InputError
         When the phases do not separate the bands (two phases equal modulo 2 pi, or fewer than 3).
     """
-    ph = torch.as_tensor(phases, dtype=torch.float64)
+    ph = phases.to(torch.float64) if isinstance(phases, torch.Tensor) else torch.as_tensor(np.asarray(phases, float))
     if ph.shape[-1] < 3:
         raise InputError(f"band separation needs at least 3 phases per orientation, got {ph.shape[-1]}")
     m = phase_matrix(ph)
@@ -166,7 +167,8 @@ def separate_bands(spectra: torch.Tensor, phases: torch.Tensor | Sequence[Sequen
 
 def mix_bands(bands: torch.Tensor, phases: torch.Tensor | Sequence[Sequence[float]]) -> torch.Tensor:
     """The forward model of :func:`separate_bands`: frames' spectra ``(..., n_or, n_ph, Y, X)`` from bands."""
-    m = phase_matrix(torch.as_tensor(phases, dtype=torch.float64)).to(device=bands.device, dtype=bands.dtype)
+    ph = phases if isinstance(phases, torch.Tensor) else torch.as_tensor(np.asarray(phases, float))
+    m = phase_matrix(ph).to(device=bands.device, dtype=bands.dtype)
     return torch.einsum("opb,...obyx->...opyx", m, bands)
 
 

@@ -228,7 +228,13 @@ class SIMParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str | Path | None = None) -> SIMParams:
-        """Rebuild from :meth:`to_dict`'s output (derived views are ignored)."""
+        """Rebuild from :meth:`to_dict`'s output (derived views are ignored) or a simulator parameter file.
+
+        The ``params/field_XXX.json`` files of ``microrestore simulate sim`` (true wave vectors, phases and
+        modulation, orientation-major) are read as well.
+        """
+        if isinstance(data, dict) and "k_cycles_per_pixel" in data and "orientations" not in data:
+            return cls._from_simulation(data, path)
         if not isinstance(data, dict) or not isinstance(data.get("orientations"), list):
             raise InputError("not a SIM parameter file: no 'orientations' list", path)
         keys = ("ky", "kx", "phases", "modulation", "fallback", "quality")
@@ -247,6 +253,21 @@ class SIMParams:
             raise InputError(str(exc), path) from None
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a valid SIM parameter file ({type(exc).__name__}: {exc})", path) from None
+
+    @classmethod
+    def _from_simulation(cls, data: dict[str, Any], path: str | Path | None) -> SIMParams:
+        try:
+            ks = data["k_cycles_per_pixel"]
+            phases = data["phases_rad"]
+            mods = data.get("modulation") or [1.0] * len(ks)
+            orientations = [
+                OrientationParams(k["ky"], k["kx"], list(ph), m) for k, ph, m in zip(ks, phases, mods, strict=True)
+            ]
+            return cls(orientations, "angle-major", data.get("pixel_size_nm"), source="simulation")
+        except InputError as exc:
+            raise InputError(str(exc), path) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a valid simulator parameter file ({type(exc).__name__}: {exc})", path) from None
 
     def save(self, path: str | Path) -> Path:
         """Write the parameters as JSON (atomically)."""
