@@ -56,12 +56,13 @@ def apodize2d(x: torch.Tensor, width: int = 10) -> torch.Tensor:
     steps = torch.arange(width, device=x.device, dtype=x.dtype)
     fact = 1.0 - torch.sin((steps + 0.5) / width * (math.pi / 2))
     for dim in (-2, -1):
+        # row r within ``width`` of an edge moves by fact * (row mirrored across the centre - row r) / 2
         size = x.shape[dim]
-        low = x.narrow(dim, 0, width)
-        high = x.narrow(dim, size - width, width)
-        weight = fact.view(-1, 1) if dim == -2 else fact
-        factor = (high.flip(dim) - low) / 2 * weight
-        x = torch.cat([low + factor, x.narrow(dim, width, size - 2 * width), high - factor.flip(dim)], dim=dim)
+        weight = torch.zeros(size, device=x.device, dtype=x.dtype)
+        weight[:width] = fact
+        weight[size - width :] = fact.flip(0)
+        weight = weight.view(-1, 1) if dim == -2 else weight
+        x = x + 0.5 * (x.flip(dim) - x) * weight
     return x
 
 
