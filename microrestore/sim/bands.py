@@ -25,6 +25,8 @@ __all__ = [
     "fine_coordinates",
     "mix_bands",
     "nyquist_mask",
+    "pad_full_spectrum",
+    "pad_spectrum",
     "phase_matrix",
     "separate_bands",
     "separation_matrix",
@@ -191,13 +193,35 @@ def offset_ramp(shape_yx: tuple[int, int], device: torch.device | str | None = N
     return torch.exp(-2j * math.pi * 0.25 * (qy + qx)).to(torch.complex64)
 
 
-def pad_spectrum(half: torch.Tensor, shape_yx: tuple[int, int]) -> torch.Tensor:
-    """Place an ``rfft2`` spectrum of a ``(Y, X)`` image into the ``rfft2`` grid of ``(2 Y, 2 X)`` (zero-padding)."""
+def pad_spectrum(half: torch.Tensor, shape_yx: tuple[int, int], out: torch.Tensor | None = None) -> torch.Tensor:
+    """Place an ``rfft2`` spectrum of a ``(Y, X)`` image into the ``rfft2`` grid of ``(2 Y, 2 X)`` (zero-padding).
+
+    ``out``: a zeroed destination to reuse (only the low-frequency rows and columns are written).
+    """
     ny, nx = shape_yx
-    out = half.new_zeros((*half.shape[:-2], 2 * ny, nx + 1))
+    if out is None:
+        out = half.new_zeros((*half.shape[:-2], 2 * ny, nx + 1))
     pos = (ny + 1) // 2
     out[..., :pos, : nx // 2 + 1] = half[..., :pos, :]
     out[..., 2 * ny - (ny - pos) :, : nx // 2 + 1] = half[..., pos:, :]
+    return out
+
+
+def pad_full_spectrum(
+    spectrum: torch.Tensor, shape_yx: tuple[int, int], out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Place a full ``fft2`` spectrum of a ``(Y, X)`` image into the ``fft2`` grid of ``(2 Y, 2 X)`` (zero-padding).
+
+    ``out``: a zeroed destination to reuse (only the four low-frequency corners are written).
+    """
+    ny, nx = shape_yx
+    if out is None:
+        out = spectrum.new_zeros((*spectrum.shape[:-2], 2 * ny, 2 * nx))
+    py, px = (ny + 1) // 2, (nx + 1) // 2
+    out[..., :py, :px] = spectrum[..., :py, :px]
+    out[..., :py, 2 * nx - (nx - px) :] = spectrum[..., :py, px:]
+    out[..., 2 * ny - (ny - py) :, :px] = spectrum[..., py:, :px]
+    out[..., 2 * ny - (ny - py) :, 2 * nx - (nx - px) :] = spectrum[..., py:, px:]
     return out
 
 

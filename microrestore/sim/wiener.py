@@ -16,18 +16,21 @@ a multiplication of its real-space image on the 2x grid by ``exp(-2 pi i k . r)`
 ``k``.
 
 The whole map from raw frames to ``S`` is linear, and the ``conj(OTF)`` weight and the notch can be applied
-before the shift (they travel with the band), so :class:`WienerFilter` precomputes three factors once for
-fixed parameters (as napari-sim-processor does):
+before the shift (they travel with the band), so :class:`WienerFilter` precomputes, once for fixed parameters
+(the precomputed-filter idea of napari-sim-processor):
 
-1. ``prefilter`` on the raw ``rfft2`` grid: ``conj(OTF_att(q))``, the quarter-pixel offset of the 2x grid and
-   the Nyquist mask;
-2. ``reconfactor[d, p](r)``, real, on the 2x grid: separation, phase and modulation correction and shift of
-   every band of frame ``(d, p)`` at once,
-   ``M_inv[d, 0, p] + 2 Re(M_inv[d, 1, p] exp(-2 pi i k_d . r) g_d)`` (``g_d = c_d`` or ``1 / c_d``);
-3. ``postfilter`` on the 2x ``rfft2`` grid: ``A / (w^2 + sum |H_att|^2)``.
+1. the separation weights: band 0 of all orientations together is one real combination of the frames,
+   ``sum_{d,p} M_inv[d, 0, p] D_dp``; the +1 band of orientation ``d`` is ``sum_p M_inv[d, 1, p] D_dp`` (the
+   -1 band is its complex conjugate, so it is never computed);
+2. the prefilter on the raw grid: ``conj(OTF_att(q))``, the quarter-pixel offset of the 2x grid and the
+   Nyquist mask;
+3. one complex carrier per orientation on the 2x grid, ``2 g_d exp(-2 pi i k_d . r)`` (``g_d = c_d`` or
+   ``1 / c_d``), which shifts the +1 band, corrects its modulation and adds its -1 twin (``2 Re``);
+4. the postfilter on the 2x ``rfft2`` grid: ``A / (w^2 + sum |H_att|^2)``.
 
-A stack then costs one ``rfft2`` per raw frame, one zero-padded ``irfft2`` per frame, a weighted sum, and one
-``rfft2`` / ``irfft2`` pair on the 2x grid; stacks are processed in batches on any torch device.
+A stack then costs, on the 2x grid, one zero-padded ``irfft2`` (band 0), one zero-padded ``ifft2`` per
+orientation (its +1 band) and one ``rfft2`` / ``irfft2`` pair, whatever the number of phases (fewer
+transforms than one upsampling per raw frame); stacks are processed in batches on any torch device.
 :func:`wiener_reconstruct_bands` computes the same estimate band by band (the textbook order), as a
 reference for tests.
 """
@@ -40,7 +43,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from microrestore.errors import InputError
-from microrestore.sim.bands import fine_coordinates, nyquist_mask, offset_ramp, pad_spectrum, separation_matrix
+from microrestore.sim.bands import (
+    fine_coordinates,
+    pad_full_spectrum,
+    pad_spectrum,
+    separation_matrix,
+)
 
 if TYPE_CHECKING:
     from microrestore.sim.otf import OTF
@@ -147,24 +155,37 @@ class WienerFilter:
         px_um = self.pixel_size_nm / 1000.0
         dev = self.device
 
-        # 1. prefilter on the raw rfft2 grid (cycles per raw pixel -> per um)
+        # prefilters on the raw grid (cycles per raw pixel -> per um): rfft2 layout for band 0, full for +1
         qy = torch.fft.fftfreq(ny, device=dev, dtype=torch.float64)[:, None]
-        qx = torch.fft.rfftfreq(nx, device=dev, dtype=torch.float64)[None, :]
-        weight = self._otf_att(qy / px_um, qx / px_um)
-        self.prefilter = (weight * nyquist_mask(self.shape_yx, dev) * 4.0).to(torch.complex64) * offset_ramp(
-            self.shape_yx, dev
-        )
+        qx = torch.fft.fftfreq(nx, device=dev, dtype=torch.float64)[None, :]
+        weight = self._otf_att(qy / px_um, qx / px_um) * 4.0  # 4: the 2x grid's inverse FFT normalisation
+        mask = torch.ones((ny, nx), device=dev)
+        if ny % 2 == 0:
+            mask[ny // 2] = 0
+        if nx % 2 == 0:
+            mask[:, nx // 2] = 0
+        ramp = torch.exp(-2j * math.pi * 0.25 * (qy + qx)).to(torch.complex64)
+        self.prefilter_full = (weight * mask).to(torch.complex64) * ramp
+        half = nx // 2 + 1
+        self.prefilter = self.prefilter_full[:, :half].contiguous()
 
-        # 2. real reconfactors on the 2x grid
+        # separation weights as one real matrix over the frames: band 0 of all orientations together (row 0),
+        # then the real and imaginary parts of each orientation's +1 band
         sep = separation_matrix(params.phases()).to(dev)  # (n_or, 3, n_ph) complex128
+        n_or, n_ph = params.n_orientations, params.n_phases
+        weights = torch.zeros((1 + 2 * n_or, n_or, n_ph), dtype=torch.float64, device=dev)
+        weights[0] = sep[:, 0, :].real
+        for d in range(n_or):
+            weights[1 + d, d] = sep[d, 1, :].real
+            weights[1 + n_or + d, d] = sep[d, 1, :].imag
+        self.band_weights = weights.reshape(1 + 2 * n_or, n_or * n_ph).float()
+        self._buffers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         y, x = fine_coordinates(self.shape_yx, dev)
-        factors = []
-        for d, o in enumerate(params.orientations):
-            ramp = torch.exp(-2j * math.pi * (o.ky * y + o.kx * x))  # (2Y, 2X) complex128
-            gain = self.side_band_gain(o.modulation)
-            for p in range(params.n_phases):
-                factors.append((sep[d, 0, p].real + 2.0 * (sep[d, 1, p] * ramp * gain).real).float())
-        self.reconfactor = torch.stack(factors).reshape(params.n_orientations, params.n_phases, 2 * ny, 2 * nx)
+        carriers = []
+        for o in params.orientations:
+            gain = 2.0 * self.side_band_gain(o.modulation)
+            carriers.append((gain * torch.exp(-2j * math.pi * (o.ky * y + o.kx * x))).to(torch.complex64))
+        self.carriers = torch.stack(carriers)  # (n_or, 2Y, 2X)
 
         # 3. postfilter on the 2x rfft2 grid
         fy = torch.fft.fftfreq(2 * ny, d=0.5, device=dev, dtype=torch.float64)[:, None]  # cycles per raw pixel
@@ -234,11 +255,30 @@ class WienerFilter:
             out[start : start + batch] = self._reconstruct(chunk)
         return out
 
+    def _padded(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zeroed 2x-grid spectra, reused between calls: only their low-frequency corners are ever written."""
+        if n not in self._buffers:
+            ny, nx = self.shape_yx
+            dc = torch.zeros((n, 2 * ny, nx + 1), dtype=torch.complex64, device=self.device)
+            side = torch.zeros(
+                (n, self.params.n_orientations, 2 * ny, 2 * nx), dtype=torch.complex64, device=self.device
+            )
+            self._buffers = {n: (dc, side)}
+        return self._buffers[n]
+
     def _reconstruct(self, chunk: torch.Tensor) -> torch.Tensor:
+        n, n_or = chunk.shape[0], self.params.n_orientations
         fine = self.output_shape
-        spectra = torch.fft.rfft2(chunk) * self.prefilter
-        upsampled = torch.fft.irfft2(pad_spectrum(spectra, self.shape_yx), s=fine)
-        combined = torch.einsum("nopyx,opyx->nyx", upsampled, self.reconfactor)
+        dc_buf, side_buf = self._padded(n)
+        bands = torch.matmul(self.band_weights, chunk.reshape(n, n_or * self.params.n_phases, -1))
+        bands = bands.reshape(n, 1 + 2 * n_or, *self.shape_yx)
+        # band 0 of every orientation: one real image, upsampled once
+        pad_spectrum(torch.fft.rfft2(bands[:, 0]) * self.prefilter, self.shape_yx, out=dc_buf)
+        combined = torch.fft.irfft2(dc_buf, s=fine)
+        # +1 band of each orientation, upsampled, shifted to its place with its -1 twin: 2 Re(carrier x band)
+        side = torch.complex(bands[:, 1 : 1 + n_or], bands[:, 1 + n_or :])
+        pad_full_spectrum(torch.fft.fft2(side) * self.prefilter_full, self.shape_yx, out=side_buf)
+        combined += (torch.fft.ifft2(side_buf) * self.carriers).real.sum(dim=1)
         return torch.fft.irfft2(torch.fft.rfft2(combined) * self.postfilter, s=fine)
 
 
@@ -259,22 +299,8 @@ def wiener_reconstruct_bands(stacks: torch.Tensor, wiener_filter: WienerFilter) 
     bands = torch.einsum(
         "obp,nopyx->nobyx", separation_matrix(f.params.phases()).to(dev, torch.complex64), spectra
     )  # (n, n_or, 3, Y, X)
-    qy = torch.fft.fftfreq(ny, device=dev, dtype=torch.float64)[:, None]
-    qx = torch.fft.fftfreq(nx, device=dev, dtype=torch.float64)[None, :]
-    weight = f._otf_att(qy / px_um, qx / px_um)
-    mask = torch.ones((ny, nx), device=dev)
-    if ny % 2 == 0:
-        mask[ny // 2] = 0
-    if nx % 2 == 0:
-        mask[:, nx // 2] = 0
-    ramp = torch.exp(-2j * math.pi * 0.25 * (qy + qx)).to(torch.complex64)
-    bands = bands * (weight * mask * 4.0) * ramp
-    # zero-pad each band's full spectrum onto the 2x grid
-    padded = bands.new_zeros((*bands.shape[:-2], 2 * ny, 2 * nx))
-    py, px = (ny + 1) // 2, (nx + 1) // 2
-    for ys, yd in ((slice(0, py), slice(0, py)), (slice(py, ny), slice(2 * ny - (ny - py), 2 * ny))):
-        for xs, xd in ((slice(0, px), slice(0, px)), (slice(px, nx), slice(2 * nx - (nx - px), 2 * nx))):
-            padded[..., yd, xd] = bands[..., ys, xs]
+    bands = bands * f.prefilter_full  # conj(OTF_att), Nyquist mask, quarter-pixel offset of the 2x grid
+    padded = pad_full_spectrum(bands, f.shape_yx)  # zero-padding onto the 2x grid
     real_space = torch.fft.ifft2(padded)
     y, x = fine_coordinates(f.shape_yx, dev)
     total = torch.zeros((stacks.shape[0], 2 * ny, 2 * nx), dtype=torch.complex64, device=dev)

@@ -14,6 +14,17 @@ from microrestore.io import read_image, write_image
 OPTICS = ["--na", "1.3", "--wavelength", "525", "--na-exc", "1.35", "--wavelength-exc", "488"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small tensors: one intra-op thread is faster, and much faster on a shared, oversubscribed machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One simulated raw stack (96 x 96 raw pixels, 62.6 nm) with its true parameters and ground truth."""

@@ -64,8 +64,17 @@ class Scene:
         self.otf = otf_from_optics(NA, LAM, pixel_size_nm=PX)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small tensors: one intra-op thread is faster, and much faster on a shared, oversubscribed machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
-def scene() -> Scene:
+def scene(_one_thread: None) -> Scene:
     return Scene()
 
 
