@@ -48,13 +48,15 @@ task ``sim`` (``NAME`` itself, else ``NAME-sim``: ``wiener`` -> ``wiener-sim``, 
    file's dtype) and returns float32 ``(n, 2 Y, 2 X)``: one SR image per raw stack, in the input's units. With
    ``out`` (an array or :class:`~microrestore.engine.outputs.OutputSink` of that shape) it writes
    ``out[i] = sr_i`` and returns ``out``.
-3. After ``predict``, ``predictor.last_params`` is the :class:`SIMParams` used (given or estimated), which the
-   CLI can print and save.
+3. After ``predict``, ``predictor.last_params`` is the :class:`SIMParams` used (given or estimated; the first
+   stack's with ``per_stack``), which the CLI prints and can save (``--save-params``).
 
 Building blocks for a method: :func:`~microrestore.sim.reconstruct.raw_stacks` (``ImageData`` + options ->
 tensor ``(n, n_or, n_ph, Y, X)``, with one-line errors), :func:`~microrestore.sim.reconstruct.resolve_params`
-(``--params`` file or estimation), :func:`~microrestore.sim.otf.load_otf` (OTF from the options),
-:class:`~microrestore.sim.wiener.WienerFilter` (``WienerFilter(params, otf, shape_yx, ...)(stacks)``).
+(``--params`` file or estimation), :func:`~microrestore.sim.reconstruct.prepare_stacks` (equalisation and
+border apodisation), :func:`~microrestore.sim.otf.load_otf` (OTF from the options),
+:class:`~microrestore.sim.wiener.WienerFilter` (``WienerFilter(params, otf, shape_yx, ...)(stacks)``), and
+:func:`~microrestore.sim.reconstruct.wiener_sim` (all of it, from a file's ``ImageData`` to SR images).
 """
 
 from __future__ import annotations

@@ -151,7 +151,9 @@ def wiener_sim(
     stacks = raw_stacks(image, options)
     pixel_size_nm = options.resolved_pixel_size_nm(image.pixel_size, image.path)
     otf = load_otf(options, pixel_size_nm)
-    params = resolve_params(stacks, options, otf, pixel_size_nm, image.path)
+    # the estimation runs on the device too, on the mean of the stacks unless each is fitted on its own
+    fit_on = stacks if options.per_stack else stacks.mean(dim=0, keepdim=True)
+    params = resolve_params(fit_on.to(device), options, otf, pixel_size_nm, image.path)
     n, ny, nx = int(stacks.shape[0]), int(stacks.shape[-2]), int(stacks.shape[-1])
     if out is None:
         out = np.empty((n, 2 * ny, 2 * nx), dtype=np.float32)
