@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import math
 import os
 import sys
 import tempfile
@@ -81,22 +79,13 @@ def stacks_of(path: Path) -> Any:
 # -- 1. estimation ------------------------------------------------------------------------------------------
 
 
-def estimation_errors(found: Any, truth: dict[str, Any], shape: int) -> list[tuple[float, float, float, float]]:
+def estimation_errors(found: Any, truth_file: Path, shape: int) -> list[tuple[float, float, float, float]]:
     """Per orientation: angle (deg), |k| (relative), phase at the field centre (rad), modulation (absolute)."""
+    from microrestore.sim.params import SIMParams, parameter_errors
+
     centre = (shape - 1) / 2.0
-    out = []
-    for o, k, phases, m in zip(
-        found.orientations, truth["k_cycles_per_pixel"], truth["phases_rad"], truth["modulation"], strict=True
-    ):
-        ky, kx = k["ky"], k["kx"]
-        sign = 1.0 if o.ky * ky + o.kx * kx > 0 else -1.0
-        angle = abs((o.angle_deg - math.degrees(math.atan2(ky, kx)) + 90) % 180 - 90)
-        k_rel = abs(o.k_cycles_per_pixel / math.hypot(ky, kx) - 1)
-        found_c = sign * (o.phases[0] + 2 * math.pi * (o.ky + o.kx) * centre)
-        true_c = phases[0] + 2 * math.pi * (ky + kx) * centre
-        phase = abs((found_c - true_c + math.pi) % (2 * math.pi) - math.pi)
-        out.append((angle, k_rel, phase, abs(o.modulation - m)))
-    return out
+    rows = parameter_errors(found, SIMParams.load(truth_file), (centre, centre))
+    return [(r["angle_deg"], r["k_relative"], r["phase_rad"], r["modulation"]) for r in rows]
 
 
 def bench_estimation(work: Path, photon_levels: list[float], n: int, shape: int) -> tuple[str, list[dict]]:
@@ -110,7 +99,6 @@ def bench_estimation(work: Path, photon_levels: list[float], n: int, shape: int)
         simulate(folder, n, photons, shape, seed=11)
         errors, fallbacks, seconds = [], 0, []
         for i in range(n):
-            truth = json.loads((folder / "params" / f"field_{i:03d}.json").read_text())
             stacks = stacks_of(folder / "raw" / f"field_{i:03d}.tif")
             start = time.perf_counter()
             with warnings.catch_warnings():
@@ -118,7 +106,7 @@ def bench_estimation(work: Path, photon_levels: list[float], n: int, shape: int)
                 found = estimate_params(stacks, otf, PX, NOMINAL)
             seconds.append(time.perf_counter() - start)
             fallbacks += sum(1 for o in found.orientations if o.fallback)
-            errors += estimation_errors(found, truth, shape)
+            errors += estimation_errors(found, folder / "params" / f"field_{i:03d}.json", shape)
         e = np.array(errors)
         row = {
             "photons": photons,

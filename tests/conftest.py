@@ -49,6 +49,17 @@ def _clean_plugin_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset()
 
 
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """Run a test on one torch intra-op thread (small tensors are faster so, above all on a shared machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @dataclass
 class CliResult:
     exit_code: int

@@ -17,7 +17,15 @@ from typing import Any, Literal
 
 from microrestore.errors import InputError
 
-__all__ = ["FRAME_ORDERS", "PARAMS_VERSION", "FrameOrder", "OrientationParams", "SIMParams", "frame_index"]
+__all__ = [
+    "FRAME_ORDERS",
+    "PARAMS_VERSION",
+    "FrameOrder",
+    "OrientationParams",
+    "SIMParams",
+    "frame_index",
+    "parameter_errors",
+]
 
 FrameOrder = Literal["angle-major", "phase-major"]
 FRAME_ORDERS: tuple[str, ...] = ("angle-major", "phase-major")
@@ -288,3 +296,41 @@ class SIMParams:
         params = cls.from_dict(data, path)
         params.source = params.source or f"file {path.name}"
         return params
+
+
+def parameter_errors(
+    found: SIMParams, reference: SIMParams, centre_yx: tuple[float, float] = (0.0, 0.0)
+) -> list[dict[str, float]]:
+    """Per-orientation errors of ``found`` against ``reference`` (e.g. a simulation's true parameters).
+
+    Parameters
+    ----------
+    found, reference
+        Parameters with the same orientations in the same order.
+    centre_yx
+        Raw-pixel coordinates where the phase is compared, e.g. the field centre ``((Y - 1) / 2, (X - 1) / 2)``:
+        a phase refers to pixel (0, 0), so far from it any ``k`` error adds ``2 pi dk . r``.
+
+    Returns
+    -------
+    list of dict
+        ``angle_deg`` (modulo 180), ``k_relative`` (``| |k| / |k_ref| - 1 |``), ``phase_rad`` (at
+        ``centre_yx``, wrapped, with ``k`` and ``-k`` matched) and ``modulation`` (absolute difference).
+    """
+    if found.n_orientations != reference.n_orientations:
+        raise InputError(f"{found.n_orientations} orientations against {reference.n_orientations}")
+    cy, cx = centre_yx
+    out = []
+    for o, r in zip(found.orientations, reference.orientations, strict=True):
+        sign = 1.0 if o.ky * r.ky + o.kx * r.kx > 0 else -1.0  # k and -k with negated phases: the same pattern
+        phase_o = sign * (o.phases[0] + 2 * math.pi * (o.ky * cy + o.kx * cx))
+        phase_r = r.phases[0] + 2 * math.pi * (r.ky * cy + r.kx * cx)
+        out.append(
+            {
+                "angle_deg": abs((o.angle_deg - r.angle_deg + 90.0) % 180.0 - 90.0),
+                "k_relative": abs(o.k_cycles_per_pixel / r.k_cycles_per_pixel - 1.0),
+                "phase_rad": abs((phase_o - phase_r + math.pi) % (2 * math.pi) - math.pi),
+                "modulation": abs(o.modulation - r.modulation),
+            }
+        )
+    return out

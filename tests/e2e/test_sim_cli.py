@@ -14,15 +14,7 @@ from microrestore.io import read_image, write_image
 OPTICS = ["--na", "1.3", "--wavelength", "525", "--na-exc", "1.35", "--wavelength-exc", "488"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and much faster on a shared, oversubscribed machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from microrestore.sim.bands import (
 from microrestore.sim.estimate import SIMEstimationWarning, estimate_params
 from microrestore.sim.options import EstimationOptions
 from microrestore.sim.otf import OTF, otf_from_optics, read_otf_file
-from microrestore.sim.params import OrientationParams, SIMParams, frame_index
+from microrestore.sim.params import OrientationParams, SIMParams, frame_index, parameter_errors
 from microrestore.sim.wiener import WienerFilter, wiener_reconstruct_bands
 from microrestore.simulation import CameraModel, filaments, sim_raw_frames
 from microrestore.simulation.cases import _sim_gt
@@ -64,17 +64,11 @@ class Scene:
         self.otf = otf_from_optics(NA, LAM, pixel_size_nm=PX)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and much faster on a shared, oversubscribed machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
-def scene(_one_thread: None) -> Scene:
+def scene() -> Scene:
     return Scene()
 
 
@@ -246,18 +240,21 @@ def test_apodize_and_equalize() -> None:
 # -- estimation -----------------------------------------------------------------------------------------
 
 
-def _errors(found: SIMParams, scene: Scene, centre: float = 63.5) -> list[tuple[float, float, float, float]]:
+def _errors(found: SIMParams, scene: Scene) -> list[tuple[float, float, float, float]]:
     """Angle (deg), relative |k|, phase (rad, at the image centre, where the data are) and modulation errors."""
-    out = []
-    for o, (ky, kx), ph in zip(found.orientations, scene.kv, scene.phases, strict=True):
-        sign = 1.0 if o.ky * ky + o.kx * kx > 0 else -1.0  # k and -k with negated phases are the same pattern
-        angle = abs((o.angle_deg - math.degrees(math.atan2(ky, kx)) + 90) % 180 - 90)
-        k_rel = abs(o.k_cycles_per_pixel / math.hypot(ky, kx) - 1)
-        found_c = sign * (o.phases[0] + 2 * math.pi * (o.ky + o.kx) * centre)
-        true_c = ph[0] + 2 * math.pi * (ky + kx) * centre
-        phase = abs((found_c - true_c + math.pi) % (2 * math.pi) - math.pi)
-        out.append((angle, k_rel, phase, abs(o.modulation - MODULATION)))
-    return out
+    rows = parameter_errors(found, scene.params, (63.5, 63.5))
+    return [(r["angle_deg"], r["k_relative"], r["phase_rad"], r["modulation"]) for r in rows]
+
+
+def test_parameter_errors_match_k_and_minus_k() -> None:
+    ref = SIMParams([OrientationParams(0.1, 0.2, [0.5, 2.6, 4.7], 0.8)])
+    flipped = SIMParams([OrientationParams(-0.1, -0.2, [-0.5, -2.6, -4.7], 0.7)])
+    (row,) = parameter_errors(flipped, ref, (40.0, 40.0))
+    assert row["angle_deg"] == pytest.approx(0.0, abs=1e-9) and row["phase_rad"] == pytest.approx(0.0, abs=1e-9)
+    assert row["modulation"] == pytest.approx(0.1)
+    shifted = SIMParams([OrientationParams(0.1, 0.2 * 1.001, [0.5, 2.6, 4.7], 0.8)])
+    (row,) = parameter_errors(shifted, ref, (0.0, 100.0))
+    assert row["phase_rad"] == pytest.approx(2 * math.pi * 0.0002 * 100, rel=1e-6)  # the lever arm of dk
 
 
 @pytest.mark.parametrize("which", ["clean", "noisy"])
