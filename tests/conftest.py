@@ -60,6 +60,11 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def torch_one_thread(one_torch_thread: None) -> None:
+    """The same as ``one_torch_thread``, under the name the SIM tests use."""
+
+
 @dataclass
 class CliResult:
     exit_code: int
