@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _report import write_section  # noqa: E402
 
 
-def make_model(folder: Path) -> int:
+def make_model(folder: Path, filters: int = 32) -> int:
     """Save an (untrained) CARE U-Net model folder; speed and memory do not depend on the weights."""
     import torch
 
@@ -44,7 +44,7 @@ def make_model(folder: Path) -> int:
     from microrestore.nn import UNet, count_parameters
 
     torch.manual_seed(0)
-    net = UNet(in_channels=1, out_channels=1, ndim=2, depth=2, base_filters=32, kernel_size=3, residual=True)
+    net = UNet(in_channels=1, out_channels=1, ndim=2, depth=2, base_filters=filters, kernel_size=3, residual=True)
     save_model(
         folder,
         method="care",
@@ -318,6 +318,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads of this process")
     parser.add_argument("--no-memory", action="store_true", help="Skip the streamed-memory runs.")
     parser.add_argument("--tile256", action="store_true", help="Also a memory row of the big image with tile 256.")
+    parser.add_argument("--memory-filters", type=int, default=32, help="Base filters of the memory runs' U-Net.")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone.")
     args = parser.parse_args()
     import torch
@@ -332,7 +333,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             model_dir = work / "care-model"
-            n_params = make_model(model_dir)
+            n_params = make_model(model_dir, args.memory_filters)
             mem.append(memory(model_dir, work, 2048))
             mem.append(memory(model_dir, work, args.big))
             if args.tile256:
@@ -349,7 +350,7 @@ def main() -> None:
     cpu = f"{args.threads} torch thread(s) on a {os.cpu_count()}-core machine"
     command = (
         f"`python bench/bench_inference.py --sizes {args.sizes} --overhead-size {args.overhead_size} "
-        f"--threads {args.threads}`"
+        f"--threads {args.threads} --memory-filters {args.memory_filters}`"
     )
     by_method: dict[str, dict[int, float]] = {}
     for row in rows:
@@ -383,7 +384,8 @@ def main() -> None:
         big = [r for r in mem if r["size"] == args.big]
         lines += [
             "",
-            f"Streamed `microrestore denoise` with a CARE U-Net of {n_params:,} parameters (depth 2, 32 filters), "
+            f"Streamed `microrestore denoise` with a CARE U-Net of {n_params:,} parameters (depth 2, "
+            f"{args.memory_filters} filters), "
             "in a subprocess; peak anonymous memory (heap and tensors; memory-mapped input and output pages are "
             "file-backed page cache) against the tiler's working set (band accumulator of tile rows x width, plus "
             "one window's activations as `choose_tile` estimates them):",
