@@ -443,7 +443,7 @@ def main() -> None:
     torch.set_num_threads(1)  # estimation and quality: one thread (small tensors; the machine is shared)
     if args.quick:
         args.photons, args.fields, args.shape, args.sizes, args.stacks, args.repeats = [50], 1, 128, [128], 2, 1
-    command = "python bench/bench_sim.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python bench/bench_sim.py", *sys.argv[1:]])
     parts = set(args.only or ["estimation", "quality", "speed"])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
