@@ -22,8 +22,7 @@ CITATION = (
     "Zhang, C. et al. Correction of out-of-focus microscopic images by deep learning. Computational and "
     "Structural Biotechnology Journal 20, 1957-1966 (2022). doi:10.1016/j.csbj.2022.04.003"
 )
-#: No zoo model yet: ``--model`` is required.
-DEFAULT_MODEL: str | None = None
+DEFAULT_MODEL: str | None = "comi-defocus-2d"
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:

@@ -187,8 +187,21 @@ def test_bad_inputs(cli, sim: Path, tmp_path: Path):
         train(target=_files(sim / "focus"), config={"patch_size": 80})
     with pytest.raises(InputError, match="unknown feature network"):
         train(target=_files(sim / "focus"), config={"feature_network": "alexnet"})
-    result = cli("deblur", str(sim / "blurred" / "field_000.tif"), "--method", "comi", "-o", str(tmp_path / "o.tif"))
-    assert result.exit_code == 2 and "--model" in result.output and not (tmp_path / "o.tif").exists()
+    out = tmp_path / "o.tif"
+    result = cli("deblur", str(sim / "blurred" / "field_000.tif"), "--method", "comi", "--model", "nowhere/", "-o", out)
+    assert result.exit_code == 2 and "nowhere" in result.output and not out.exists()
+
+
+def test_default_model_deblurs(cli, sim: Path, tmp_path: Path):
+    """`microrestore deblur IN --method comi` runs the bundled comi-defocus-2d, in the input's dtype."""
+    out = tmp_path / "default.tif"
+    result = cli("deblur", str(sim / "blurred" / "field_002.tif"), "--method", "comi", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    blurred = tifffile.imread(sim / "blurred" / "field_002.tif")
+    restored = tifffile.imread(out)
+    assert restored.dtype == blurred.dtype and restored.shape == blurred.shape
+    assert not np.array_equal(restored, blurred)
+    assert abs(float(restored.mean()) - float(blurred.mean())) < 0.2 * float(blurred.mean())  # input units
 
 
 def test_prefix_pairs_keep_fields_together(sim: Path):
