@@ -216,7 +216,8 @@ def _read_any(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
         if reader is not None:
             from microrestore.plugins.registry import call_plugin
 
-            image = call_plugin(reader.plugin, f"reader {reader.name}", reader.read, path, axes=axes)
+            plugin, name = getattr(reader, "plugin", ""), getattr(reader, "name", "")
+            image = call_plugin(plugin, f"reader {name}".strip(), reader.read, path, axes=axes)
             return _from_plugin(image, path)
         if not _has_tiff_magic(path):
             raise InputError(
@@ -681,9 +682,10 @@ def write_image(
         with atomic_path(path, keep_name=True, replace_folder=True) as tmp:
             from microrestore.plugins.registry import call_plugin
 
+            plugin, name = getattr(writer, "plugin", ""), getattr(writer, "name", "")
             call_plugin(
-                writer.plugin,
-                f"writer {writer.name}",
+                plugin,
+                f"writer {name}".strip(),
                 writer.write,
                 tmp,
                 data,
