@@ -49,6 +49,22 @@ def _clean_plugin_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset()
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny networks are fastest so, and do not fight other processes for the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def torch_one_thread(one_torch_thread: None) -> None:
+    """The same as ``one_torch_thread``, under the name the SIM tests use."""
+
+
 @dataclass
 class CliResult:
     exit_code: int

@@ -26,6 +26,18 @@ def train(
     config: Path = typer.Option(None, "--config", "-c", help="YAML or JSON configuration file."),
     settings: list[str] = typer.Option(None, "--set", help="Configuration override key=value (repeatable)."),
     steps: int = typer.Option(None, "--steps", help="Training steps (overrides the configuration)."),
+    paired: bool = typer.Option(
+        None,
+        "--paired/--unpaired",
+        help="Pair --source with --target (same field) or draw them independently (sets 'paired'; methods "
+        "that take both, e.g. comi).",
+        show_default=False,
+    ),
+    focus_slice: int = typer.Option(
+        None,
+        "--focus-slice",
+        help="Z-stacks as --source whose slice N (0-based) is the in-focus target (sets 'focus_slice'; e.g. comi).",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the model folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     axes: str = typer.Option(None, "--axes", help="Axes of the training images when metadata lacks them."),
@@ -47,6 +59,11 @@ def train(
     from microrestore.cli.launch import check_nproc
 
     values = merge(merge(load_config_file(config), parse_settings(settings)), parse_extra_options(ctx.args))
+    # Shorthands for configuration keys, like --steps; methods without these keys refuse them by name.
+    if paired is not None:
+        values["paired"] = paired
+    if focus_slice is not None:
+        values["focus_slice"] = focus_slice
     if check_nproc(nproc):
         from microrestore.cli.launch import launch_or_raise
 
@@ -57,6 +74,8 @@ def train(
         args += ["--max-seconds", str(max_seconds)] if max_seconds is not None else []
         args += ["--axes", axes] if axes is not None else []
         args += ["--resume"] * resume + ["--quiet"] * quiet
+        args += [] if paired is None else ["--paired" if paired else "--unpaired"]
+        args += [] if focus_slice is None else ["--focus-slice", str(focus_slice)]
         launch_or_raise(nproc, [*args, *ctx.args])
         return
     from microrestore import api

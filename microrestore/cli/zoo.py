@@ -47,16 +47,15 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
         typer.echo(json.dumps(rows, indent=2))
         return
     # version and licence are in ``zoo info`` and ``--json``; the table keeps ids whole on an 80-column terminal
-    # descriptions and licences are in ``zoo info`` and ``--json``; the table fits an 80-column terminal
+    # versions, descriptions and licences are in ``zoo info`` and ``--json``; the table fits 80 columns
     table = Table(title="microrestore zoo")
-    for column in ("id", "method", "task", "version", "default", "bundled", "cached"):
+    for column in ("id", "method", "task", "default", "bundled", "cached"):
         table.add_column(column, no_wrap=True)
     for r in rows:
         table.add_row(
             r["id"],
             r["method"],
             r["task"],
-            str(r["version"]),
             "yes" if r["default_of"] else "",
             "yes" if r["bundled"] else "no",
             "-" if r["cached"] is None else r["cached"],

@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "TrainingTask": "trainer",
     "StepContext": "trainer",
     "constant_then_linear_decay": "trainer",
+    "fit_and_save": "trainer",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -141,6 +141,11 @@ class TrainingTask(Protocol):
         Extra state kept in checkpoints (image pools, plateau state); the tensors handed back are on the
         training device.
 
+    Optional attribute: ``ddp_options`` (dict), keyword arguments for ``DistributedDataParallel`` in a
+    multi-process run, e.g. ``{"find_unused_parameters": True}`` for networks that leave parameters unused in
+    some steps. In a multi-process run the training step must call its networks through ``self.networks``
+    (the trainer puts the wrapped networks there while ``fit`` runs).
+
     Attributes
     ----------
     networks
@@ -881,3 +886,82 @@ def constant_then_linear_decay(step: int, total: int, decay_start: float = 0.5) 
     if step < begin:
         return 1.0
     return max(0.0, 1.0 - (step - begin) / max(1, total - begin))
+
+
+def fit_and_save(
+    task: TrainingTask,
+    sample_batch: Callable[[np.random.Generator, int], Any],
+    request: Any,
+    method_config: Any,
+    *,
+    method: str,
+    networks: Mapping[str, torch.nn.Module],
+    normalization: Mapping[str, Any],
+    axes: str,
+    config: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    validation_batch: Any = None,
+) -> Path:
+    """Train ``task`` as ``request`` asks (fresh or resumed) and write the model folder.
+
+    The common end of a method's ``train``: a :class:`Trainer` built with :func:`trainer_config`, ``fit``, then
+    :func:`~microrestore.engine.modeldir.save_model` with the networks' specs, the final metrics, and a provenance
+    holding the seed and steps of ``method_config`` (plus ``provenance``).
+
+    Parameters
+    ----------
+    task
+        The training task.
+    sample_batch
+        ``sample_batch(rng, batch_size)``, e.g. a :class:`~microrestore.engine.patches.PatchSampler`'s ``sample``.
+    request
+        The :class:`~microrestore.plugins.registry.TrainRequest` (output, resume, device, progress).
+    method_config
+        The method's validated configuration (see :func:`trainer_config`).
+    method
+        Method name recorded in the model folder.
+    networks
+        The networks to save (each with a ``spec``), e.g. only the generators of a GAN.
+    normalization, axes
+        As :func:`~microrestore.engine.modeldir.save_model`.
+    config
+        Configuration to record (default ``method_config.model_dump()``), e.g. with values resolved from the data.
+    provenance
+        Extra provenance (data files, ...).
+    validation_batch
+        The fixed validation batch.
+
+    Returns
+    -------
+    Path
+        The model folder ``request.output``.
+    """
+    from microrestore import __version__
+    from microrestore.engine.modeldir import save_model
+
+    trainer = Trainer(
+        task,
+        sample_batch,
+        request.output,
+        trainer_config(method_config, request.device),
+        progress=request.progress,
+        validation_batch=validation_batch,
+    )
+    final = trainer.fit(resume=request.resume)
+    save_model(
+        request.output,
+        method=method,
+        networks=networks,
+        network_specs={name: net.spec for name, net in networks.items()},
+        normalization=normalization,
+        config=method_config.model_dump() if config is None else config,
+        axes=axes,
+        provenance={
+            "microrestore": __version__,
+            "seed": method_config.seed,
+            "steps": method_config.steps,
+            **(provenance or {}),
+        },
+        metrics=final,
+    )
+    return Path(request.output)

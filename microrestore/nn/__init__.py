@@ -4,30 +4,38 @@ Networks: :class:`UNet` (CARE), :class:`ResnetGenerator` and :class:`UNetGenerat
 :class:`PatchGAN`, :class:`RCAN` with :class:`RCAB`, :class:`ResidualGroup` and :class:`ChannelAttention`
 (rDL), :class:`FNSM` and :class:`FNSMInput` (TiS/SiS-rDL). Image-to-image networks expose ``size_multiple``,
 ``receptive_radius`` and ``is_local`` for tiled inference, and ``spec`` for :func:`build_network`.
+rDL-SIM: :class:`DFCAN` (SR module, Fourier channel attention) and :class:`RDLDenoiser` (two-branch denoiser).
 
 Importing this package imports torch.
 """
 
+from microrestore.nn.dfcan import DFCAN, FCAB, FourierChannelAttention, apodize2d
 from microrestore.nn.fnsm import FNSM, FNSMInput, fnsm_report, otf_cutoff
 from microrestore.nn.patchgan import PatchGAN
 from microrestore.nn.rcan import RCAB, RCAN, ChannelAttention, ResidualGroup
+from microrestore.nn.rdl_denoiser import RDLDenoiser
 from microrestore.nn.registry import NETWORKS, build_network, count_parameters, register_network
 from microrestore.nn.resnet import ResnetBlock, ResnetGenerator, UNetGenerator, init_weights
 from microrestore.nn.unet import UNet, chain_receptive_radius, layer_class, make_activation, make_norm
 
 __all__ = [
+    "DFCAN",
+    "FCAB",
     "FNSM",
     "NETWORKS",
     "RCAB",
     "RCAN",
     "ChannelAttention",
     "FNSMInput",
+    "FourierChannelAttention",
     "PatchGAN",
+    "RDLDenoiser",
     "ResidualGroup",
     "ResnetBlock",
     "ResnetGenerator",
     "UNet",
     "UNetGenerator",
+    "apodize2d",
     "build_network",
     "chain_receptive_radius",
     "count_parameters",

@@ -14,8 +14,10 @@ from typing import Any
 from torch import nn
 
 from microrestore.errors import InputError
+from microrestore.nn.dfcan import DFCAN
 from microrestore.nn.patchgan import PatchGAN
 from microrestore.nn.rcan import RCAN
+from microrestore.nn.rdl_denoiser import RDLDenoiser
 from microrestore.nn.resnet import ResnetGenerator, UNetGenerator
 from microrestore.nn.unet import UNet
 
@@ -27,6 +29,8 @@ NETWORKS: dict[str, type[nn.Module]] = {
     "unet_generator": UNetGenerator,
     "patchgan": PatchGAN,
     "rcan": RCAN,
+    "dfcan": DFCAN,
+    "rdl_denoiser": RDLDenoiser,
 }
 
 

@@ -21,8 +21,8 @@ CITATION = (
     "Li, X. et al. Unsupervised content-preserving transformation for optical microscopy. "
     "Light: Science & Applications 10, 44 (2021). doi:10.1038/s41377-021-00484-y"
 )
-#: No zoo model yet: ``--model`` is required.
-DEFAULT_MODEL: str | None = None
+#: The bundled zoo model (``zoo/models/c2gan-snr-2d.yaml``): low-SNR -> high-SNR 2D filaments, trained unpaired.
+DEFAULT_MODEL: str | None = "c2gan-snr-2d"
 
 
 def _range(value: Any, where: Path) -> tuple[float, float]:

@@ -32,6 +32,11 @@ TINY: dict[str, tuple[str, dict[str, Any], int]] = {
         {"channels": 8, "n_groups": 1, "n_rcab": 2, "tail_channels": 8, "reduction": 4, "patch_size": 32},
         6,
     ),
+    "comi": (
+        "paired",
+        {"ngf": 4, "ndf": 4, "n_blocks": 1, "patch_size": 48, "batch_size": 2, "feature_network": "pixel"},
+        4,
+    ),
 }
 #: method -> why its inference is not one network (export covers its network stages, if any)
 NOT_EXPORTABLE: dict[str, str] = {}

@@ -88,10 +88,30 @@ def test_predictor_reads_tiles_not_the_image() -> None:
 
 # ---------------------------------------------------------------------------------------------- with zarr
 
-zarr = pytest.importorskip("zarr")
+
+def test_without_zarr_compressed_tiffs_are_read_whole_and_zarr_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    data = (np.arange(64 * 48) % 300).reshape(64, 48).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", data, compression="zlib")
+    monkeypatch.setitem(sys.modules, "zarr", None)  # import zarr now fails
+    image = read_image(tmp_path / "c.tif", memmap=True)
+    assert isinstance(image.data, np.ndarray)
+    np.testing.assert_array_equal(image.data, data)
+    (tmp_path / "x.ome.zarr").mkdir()
+    with pytest.raises(InputError, match=r"x\.ome\.zarr: OME-Zarr needs the zarr package: pip install"):
+        read_image(tmp_path / "x.ome.zarr")
 
 
-def test_compressed_tiled_tiff_is_read_lazily(tmp_path: Path) -> None:
+@pytest.fixture
+def zarr():
+    """The zarr module; tests that need it skip without it (the lazy-array tests above run anyway)."""
+    return pytest.importorskip("zarr")
+
+
+def test_compressed_tiled_tiff_is_read_lazily(tmp_path: Path, zarr) -> None:
     data = (np.arange(200 * 150) % 3000).reshape(200, 150).astype(np.uint16)
     tifffile.imwrite(tmp_path / "c.tif", data, compression="zlib", tile=(64, 64))
     image = read_image(tmp_path / "c.tif", memmap=True)
@@ -102,7 +122,7 @@ def test_compressed_tiled_tiff_is_read_lazily(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
 @pytest.mark.parametrize("axes", ["YX", "ZYX", "TCYX"])
-def test_ome_zarr_round_trip(tmp_path: Path, dtype: type, axes: str) -> None:
+def test_ome_zarr_round_trip(tmp_path: Path, zarr, dtype: type, axes: str) -> None:
     shape = {"YX": (30, 20), "ZYX": (3, 30, 20), "TCYX": (2, 2, 30, 20)}[axes]
     data = (np.random.default_rng(1).random(shape) * 200).astype(dtype)
     sizes = {"X": 0.1, "Y": 0.2, "Z": 0.5} if "Z" in axes else {"X": 0.1, "Y": 0.2}
@@ -115,7 +135,7 @@ def test_ome_zarr_round_trip(tmp_path: Path, dtype: type, axes: str) -> None:
     assert attrs["multiscales"][0]["version"] == "0.4"
 
 
-def test_ngff_05_and_bare_arrays_are_read(tmp_path: Path) -> None:
+def test_ngff_05_and_bare_arrays_are_read(tmp_path: Path, zarr) -> None:
     root = zarr.open_group(str(tmp_path / "v05.zarr"), mode="w", zarr_format=3)
     root.create_array("s0", shape=(8, 6), dtype="uint16", chunks=(4, 6))[:] = np.arange(48).reshape(8, 6)
     axes = [{"name": "y", "type": "space", "unit": "nanometer"}, {"name": "x", "type": "space", "unit": "nanometer"}]
@@ -133,7 +153,7 @@ def test_ngff_05_and_bare_arrays_are_read(tmp_path: Path) -> None:
     assert read_image(tmp_path / "bare.zarr", axes="YX").shape == (4, 5)
 
 
-def test_broken_ome_zarr_is_a_one_line_input_error(tmp_path: Path) -> None:
+def test_broken_ome_zarr_is_a_one_line_input_error(tmp_path: Path, zarr) -> None:
     group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=2)
     group.attrs["multiscales"] = [{"axes": ["q", "x"], "datasets": [{"path": "0"}]}]
     with pytest.raises(InputError, match=r"g\.zarr: malformed OME-Zarr metadata"):
@@ -146,7 +166,7 @@ def test_broken_ome_zarr_is_a_one_line_input_error(tmp_path: Path) -> None:
     assert not (tmp_path / "bad.ome.zarr").exists()
 
 
-def test_zarr_to_zarr_is_streamed_and_equals_the_tiff_path(tmp_path: Path) -> None:
+def test_zarr_to_zarr_is_streamed_and_equals_the_tiff_path(tmp_path: Path, zarr) -> None:
     data = (np.random.default_rng(2).poisson(30, (2, 60, 70)) + 100).astype(np.uint16)
     write_image(tmp_path / "x.ome.zarr", data, "ZYX")
     write_image(tmp_path / "x.tif", data, "ZYX")

@@ -298,7 +298,11 @@ SMALL_SPECS = [
     {"name": "unet_generator", "num_downs": 5, "ngf": 2},
     {"name": "patchgan", "ndf": 4, "n_layers": 2, "norm": "batch"},
     {"name": "rcan", "n_groups": 1, "n_rcab": 1, "channels": 8, "tail_channels": 8, "ndim": 3},
+    {"name": "dfcan", "channels": 8, "n_groups": 1, "n_fcab": 1, "reduction": 4},
+    {"name": "rdl_denoiser", "channels": 8, "n_groups": [1, 1, 1], "n_rcab": 1, "reduction": 4, "tail_channels": 8},
 ]
+#: Inputs of networks that do not take one image: name -> channels of each positional input
+INPUTS = {"dfcan": (9,), "rdl_denoiser": (3, 3)}
 
 
 @pytest.mark.parametrize("spec", SMALL_SPECS, ids=[s["name"] for s in SMALL_SPECS])
@@ -311,9 +315,9 @@ def test_build_network_round_trip(spec: dict) -> None:
     assert rebuilt.spec == net.spec
     rebuilt.load_state_dict(net.state_dict())
     ndim = net.spec.get("ndim", 2)
-    x = torch.randn(1, 1, *([32] * ndim))
+    xs = [torch.randn(1, c, *([32] * ndim)) for c in INPUTS.get(spec["name"], (1,))]
     with torch.no_grad():
-        torch.testing.assert_close(rebuilt(x), net(x))
+        torch.testing.assert_close(rebuilt(*xs), net(*xs))
 
 
 def test_every_network_has_a_spec() -> None:
@@ -323,7 +327,7 @@ def test_every_network_has_a_spec() -> None:
 
 
 def test_build_network_errors() -> None:
-    with pytest.raises(InputError, match=r"unknown network 'vnet'; valid names: patchgan, rcan") as info:
+    with pytest.raises(InputError, match=r"unknown network 'vnet'; valid names: dfcan, patchgan, rcan") as info:
         build_network({"name": "vnet"})
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match="no option 'filters'"):

@@ -45,7 +45,7 @@ def test_registers_c2gan():
     found = []
     microrestore_c2gan.register_methods(found.append)
     method = found[0]
-    assert method.name == "c2gan" and method.task == "denoise" and method.default_model is None
+    assert method.name == "c2gan" and method.task == "denoise" and method.default_model == "c2gan-snr-2d"
     assert "10.1038/s41377-021-00484-y" in method.citation
     assert method.predict_schema(direction="BtoA").direction == "BtoA"
 

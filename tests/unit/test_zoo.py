@@ -165,3 +165,17 @@ def test_zoo_cli_pull_of_a_bundled_model(cli) -> None:
     assert result.stdout.strip() == str(zoo.resolve_model("care-demo-2d"))
     assert "nothing to download" in result.stderr
     assert cli("zoo", "pull", "no-such-model").exit_code == 2
+
+
+def test_default_models_are_registered_and_bundled() -> None:
+    """A method's default model is a zoo entry whose package ships with microrestore (it works offline)."""
+    from microrestore.plugins.manager import get_registry
+
+    registered = zoo.entries()
+    for name, method in get_registry().methods.items():
+        if method.default_model is None:
+            continue
+        entry = registered.get(method.default_model)
+        assert entry is not None, f"{name}'s default model {method.default_model!r} is not in the zoo registry"
+        assert entry.method == name and entry.bundled and entry.files, f"{entry.id} must be bundled"
+        assert zoo.bundled_folder(entry).is_dir()
