@@ -39,7 +39,9 @@ TINY: dict[str, tuple[str, dict[str, Any], int]] = {
     ),
 }
 #: method -> why its inference is not one network (export covers its network stages, if any)
-NOT_EXPORTABLE: dict[str, str] = {}
+NOT_EXPORTABLE: dict[str, str] = {
+    "rdl-sim": "a pipeline: DFCAN SR, parameter estimation, pattern-modulated images, rDL denoiser, Wiener-SIM",
+}
 
 
 @pytest.fixture(scope="module")
