@@ -22,8 +22,9 @@ CITATION = (
     "Qiao, C. et al. Rationalized deep learning super-resolution microscopy for sustained live imaging of "
     "rapid subcellular processes. Nature Biotechnology 41, 367-377 (2023). doi:10.1038/s41587-022-01471-3"
 )
-#: The default model: a small DFCAN + denoiser trained on simulated SIM data (see zoo/models/rdl-sim-2d.yaml).
-DEFAULT_MODEL: str | None = "rdl-sim-2d"
+#: The default model once it is trained and bundled (recipe: zoo/models/rdl-sim-2d.yaml); until then --model is
+#: required.
+DEFAULT_MODEL: str | None = None
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
