@@ -321,13 +321,15 @@ def test_build_network_round_trip(spec: dict) -> None:
 
 
 def test_every_network_has_a_spec() -> None:
-    assert set(NETWORKS) == {s["name"] for s in SMALL_SPECS}
+    # plugins register their own networks (e.g. COMI's generator) when they are imported: check the core's
+    core = {name for name, cls in NETWORKS.items() if cls.__module__.startswith("microrestore.nn.")}
+    assert core == {s["name"] for s in SMALL_SPECS}
     for name, cls in NETWORKS.items():
         assert cls.spec_name == name
 
 
 def test_build_network_errors() -> None:
-    with pytest.raises(InputError, match=r"unknown network 'vnet'; valid names: dfcan, patchgan, rcan") as info:
+    with pytest.raises(InputError, match=r"unknown network 'vnet'; valid names: (\w+, )*dfcan, patchgan, rcan") as info:
         build_network({"name": "vnet"})
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match="no option 'filters'"):
