@@ -6,9 +6,10 @@ trained model (its training data are simulated again with the same recipe, for C
 (simulated low-SNR 2D-SIM)" section of docs/benchmarks.md and docs/figures/rdl_sim_simulated.png (and
 docs/figures/rdl_sim_mt.png when the real MT.mrc sample is present).
 
-Data: ``microrestore simulate sim`` fields (filaments on the 2x grid, NA 1.3, 525 nm emission, 62.6 nm raw
-pixels, pattern from NA_exc 1.35 at 488 nm, modulation 0.8, sCMOS noise) at ``--photons`` (low SNR) for
-training and testing, and the same test fields at ``--photons-high`` for the reference. The ground truth is the
+Data: ``microrestore simulate sim`` fields as the ``rdl-sim-2d`` recipe makes them (filaments on the 2x grid,
+NA 1.3, 525 nm emission, 62.6 nm raw pixels, modulation 0.8, sCMOS noise, the recipe's pattern frequency and
+photon count) for training and testing (low SNR), and the same test fields at ``--photons-high`` for the
+reference. The ground truth is the
 object filtered by the ideal SIM OTF (``gt_mode=sim``) on the 2x grid.
 
 Rows, each reconstructed by the same Wiener-SIM engine (``wiener-sim`` defaults; parameters estimated on the
@@ -44,8 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from _report import write_section  # noqa: E402
 
-OPTICS = {"na": 1.3, "wavelength_nm": 525.0, "na_exc": 1.35, "wavelength_exc_nm": 488.0}
+#: Optics of the real MT.mrc sample (TIRF-SIM, rDL-SIM demo data).
+MT_OPTICS = {"na": 1.3, "wavelength_nm": 525.0, "na_exc": 1.35, "wavelength_exc_nm": 488.0}
 PIXEL_NM = 62.6
+#: Optics of the simulated data: set from the zoo recipe's training configuration in main().
+OPTICS: dict[str, float] = {}
 MT_DIR = ROOT.parent / "shared" / "data" / "sim" / "rdlsim_microtubules"
 
 
@@ -179,6 +183,9 @@ def main() -> None:
 
     t0 = time.time()
     recipe = zoo_recipe()
+    OPTICS.update(
+        {k: float(recipe["train"]["config"][k]) for k in ("na", "wavelength_nm", "na_exc", "wavelength_exc_nm")}
+    )
     data = recipe["data"]
     params = dict(data["params"])
     photons = float(params.pop("photons"))
@@ -287,7 +294,8 @@ def table(
     source = f"the model {rdl_path}" if args.rdl_model else f"a model trained here by the rdl-sim-2d recipe ({steps})"
     lines = [
         f"Simulated 2D-SIM of filaments ({args.test_fields} held-out 128 x 128 fields, 3 x 3 frames; NA 1.3, 525 nm, "
-        f"62.6 nm pixels, pattern from NA_exc 1.35 at 488 nm, modulation 0.8) at {photons:g} photons peak (low SNR) "
+        f"62.6 nm pixels, pattern period {1000 * OPTICS['wavelength_exc_nm'] / 2 / OPTICS['na_exc'] / 1000:.0f} nm, "
+        f"modulation 0.8) at {photons:g} photons peak (low SNR) "
         f"and {args.photons_high:g} (reference). rDL-SIM: {source}. CARE: `care` plugin, U-Net depth 2 / 16 filters, "
         f"{args.care_steps} steps, trained on the same low-SNR / noise-free raw frame pairs. Every row is "
         "reconstructed by the same Wiener-SIM engine (default options). Scores against the truth on the 2x grid "
@@ -360,7 +368,7 @@ def draw_mt(path: Path, rdl: Any) -> str:
     from microrestore.sim.options import SIMOptions
 
     image = read_image(raw_path)
-    settings = {**OPTICS, "pixel_size_nm": PIXEL_NM, "otf": otf_path}
+    settings = {**MT_OPTICS, "pixel_size_nm": PIXEL_NM, "otf": otf_path}
     options = SIMOptions(**settings)
     wf = image.data.astype(np.float64).mean(axis=0)
     with warnings.catch_warnings():

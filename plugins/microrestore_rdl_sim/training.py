@@ -188,7 +188,7 @@ class RDLStageTask:
             "val_nrmse": nrmse,
             "val_psnr": -20 * math.log10(max(nrmse, 1e-12)),
             "val_loss": loss,
-            "best_val_nrmse": self.plateau.best,
+            "val_best_nrmse": self.plateau.best,
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
