@@ -317,7 +317,7 @@ def test_build_network_round_trip(spec: dict) -> None:
 
 
 def test_every_network_has_a_spec() -> None:
-    # Plugins add their own networks (e.g. comi_generator) when loaded; each core network needs a small spec here.
+    # plugins register their own networks (e.g. COMI's generator) when they are imported: check the core's
     core = {name for name, cls in NETWORKS.items() if cls.__module__.startswith("microrestore.nn.")}
     assert core == {s["name"] for s in SMALL_SPECS}
     for name, cls in NETWORKS.items():
