@@ -89,33 +89,32 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("term", ["adversarial", "content", "cycle", "identity"])
 def test_each_component_moves_the_total_by_its_weight(term: str):
     a, b = _batch()
-    base = _task().generator_losses(a, b)
+    with torch.no_grad():
+        base = _task().generator_losses(a, b)
+        changed = _task(**{f"weight_{term}": 3.0}).generator_losses(a, b)
     assert float(base[term]) > 0
-    changed = _task(**{f"weight_{term}": 3.0}).generator_losses(a, b)
     default = {"adversarial": 1e-3, "content": 1.0, "cycle": 1.0, "identity": 1.0}[term]
     delta = float(changed["total"] - base["total"])
     assert delta == pytest.approx((3.0 - default) * float(base[term]), rel=1e-4)
 
 
+@torch.no_grad()
 def test_the_terms_compare_what_comi_compares():
     task = _task()
     a, b = _batch()
     losses = task.generator_losses(a, b)
     g, f = task.networks["G"], task.networks["F"]
     mse = torch.nn.functional.mse_loss
-    with torch.no_grad():
-        fake_b, fake_a = g.core(a), f.core(b)
-        # paired content: G(a) against the in-focus b, F(b) against a; cycle: F(G(a)) against a, G(F(b)) against b
-        assert float(losses["content"]) == pytest.approx(float(mse(fake_b, b) + mse(fake_a, a)), rel=1e-5)
-        assert float(losses["cycle"]) == pytest.approx(float(mse(f.core(fake_b), a) + mse(g.core(fake_a), b)), rel=1e-5)
-        # the identity-type term has its target (the official code's missing fifth target): F(a) ~ a, G(b) ~ b
-        assert float(losses["identity"]) == pytest.approx(float(mse(f.core(a), a) + mse(g.core(b), b)), rel=1e-5)
+    fake_b, fake_a = g.core(a), f.core(b)
+    # paired content: G(a) against the in-focus b, F(b) against a; cycle: F(G(a)) against a, G(F(b)) against b
+    assert float(losses["content"]) == pytest.approx(float(mse(fake_b, b) + mse(fake_a, a)), rel=1e-5)
+    assert float(losses["cycle"]) == pytest.approx(float(mse(f.core(fake_b), a) + mse(g.core(fake_a), b)), rel=1e-5)
+    # the identity-type term has its target (the official code's missing fifth target): F(a) ~ a, G(b) ~ b
+    assert float(losses["identity"]) == pytest.approx(float(mse(f.core(a), a) + mse(g.core(b), b)), rel=1e-5)
     no_content = _task(paired=False).generator_losses(a, b)
     assert float(no_content["content"]) == 0.0
     as_input = _task(paired=False, content_target="input").generator_losses(a, b)
-    with torch.no_grad():
-        expected = float(mse(fake_b, a) + mse(fake_a, b))
-    assert float(as_input["content"]) == pytest.approx(expected, rel=1e-5)
+    assert float(as_input["content"]) == pytest.approx(float(mse(fake_b, a) + mse(fake_a, b)), rel=1e-5)
     assert float(_task(weight_cycle=0).generator_losses(a, b)["cycle"]) == 0.0
 
 
