@@ -91,6 +91,14 @@ class BioimagePredictor:
                 f"only bioimage.io model descriptions of format 0.5 are supported (got {type(descr).__name__})",
                 source,
             )
+        ours = (descr.config.model_dump() if descr.config is not None else {}).get("microrestore") or {}
+        if ours.get("pipeline_stage"):
+            raise InputError(
+                f"this package is the {ours.get('network')!r} network stage of the {ours.get('method')} pipeline, not "
+                f"a whole model; run the pipeline with --method {ours.get('method')} and the package's zip as --model "
+                "(it carries the microrestore model)",
+                source,
+            )
         if len(descr.inputs) != 1 or len(descr.outputs) != 1:
             raise InputError("only bioimage.io models with one input and one output tensor are supported", source)
         self.descr = descr
@@ -123,8 +131,6 @@ class BioimagePredictor:
             )
         self.size_rules = {str(a.id): _sizes(a) for a in self.input.axes if str(a.id) in self.spatial}
         self.halos = {str(a.id): int(getattr(a, "halo", 0) or 0) for a in self.output.axes}
-        config = descr.config.model_dump() if descr.config is not None else {}
-        ours = config.get("microrestore") or {}
         self.normalization = ours.get("normalization") if ours.get("output_units") == "normalized" else None
         self._pipeline: Any = None
 

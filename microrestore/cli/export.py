@@ -24,8 +24,18 @@ def export(
     settings: list[str] = typer.Option(
         None, "--set", help="Method prediction option KEY=VALUE baked into the package (e.g. direction=BtoA)."
     ),
+    network: str = typer.Option(
+        None,
+        "--network",
+        help="Network to export: required for pipeline methods (rdl-sim: dfcan or denoiser, one package each); "
+        "for other methods it must name the network prediction runs.",
+    ),
 ) -> None:
-    """Export a model as a bioimage.io package; bioimageio.core's test_model must pass before it is written."""
+    """Export a model as a bioimage.io package; bioimageio.core's test_model must pass before it is written.
+
+    Pipeline methods (rdl-sim) export one network stage per package with --network; its README says what the
+    rest of the pipeline does.
+    """
     from microrestore.bioimage import export_model
 
     path = export_model(
@@ -36,5 +46,6 @@ def export(
         authors=author or None,
         license=license,
         params=parse_settings(settings),
+        network=network,
     )
     console.print(f"bioimage.io package written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
