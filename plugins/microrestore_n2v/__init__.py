@@ -21,13 +21,15 @@ CITATION = (
     "Krull, A., Buchholz, T.-O. & Jug, F. Noise2Void - learning denoising from single noisy images. "
     "CVPR 2019, 2129-2137. doi:10.1109/CVPR.2019.00223"
 )
+#: Bundled default model (recipe: zoo/models/n2v-demo-2d.yaml): simulated low-light 2D widefield filaments.
+DEFAULT_MODEL = "n2v-demo-2d"
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
     """Load an n2v model folder or microrestore package into a tiled predictor."""
     from microrestore.engine.predictor import load_network_model
 
-    return load_network_model(model, options, method="n2v", default_model=None)[0]
+    return load_network_model(model, options, method="n2v", default_model=DEFAULT_MODEL)[0]
 
 
 def train(request: TrainRequest) -> Path:
@@ -51,6 +53,7 @@ def register_methods(register: Any) -> None:
             train=train,
             config_schema=N2VConfig,
             self_supervised=True,
+            default_model=DEFAULT_MODEL,
             citation=CITATION,
         )
     )

@@ -10,10 +10,10 @@ from microrestore_n2v.masking import blind_spot_batch, neighbour_coordinates, st
 from microrestore_n2v.training import masked_loss
 
 
-def test_registers_a_self_supervised_method_without_default_model():
+def test_registers_a_self_supervised_method_with_its_bundled_default_model():
     found = []
     microrestore_n2v.register_methods(found.append)
-    assert found[0].name == "n2v" and found[0].self_supervised and found[0].default_model is None
+    assert found[0].name == "n2v" and found[0].self_supervised and found[0].default_model == "n2v-demo-2d"
 
 
 @pytest.mark.parametrize("spatial", [(64, 64), (8, 32, 32)])
