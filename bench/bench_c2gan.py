@@ -68,6 +68,9 @@ def main() -> None:
     parser.add_argument("--care-steps", type=int, default=1500)
     parser.add_argument("--ngf", type=int, default=32)
     parser.add_argument("--patch", type=int, default=64)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="GAN training seeds (GANs vary run to run: use several)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -104,92 +107,118 @@ def main() -> None:
             "checkpoint_every": 1000,
             "validation_every": 1000,
         }
-        models, timings = {}, {}
+        models: dict[str, list[Path]] = {}
+        timings: dict[str, float] = {}
         for label, weight in (("c2gan", 5.0), ("cyclegan", 0.0)):
             start = time.perf_counter()
-            models[label] = api.train(
-                "c2gan",
-                a_files,
-                tmp / label,
-                target=b_files,
-                steps=args.steps,
+            for seed in args.seeds:
+                models.setdefault(label, []).append(
+                    api.train(
+                        "c2gan",
+                        a_files,
+                        tmp / f"{label}-{seed}",
+                        target=b_files,
+                        steps=args.steps,
+                        device="cpu",
+                        progress=False,
+                        config={**gan_config, "saliency_weight": weight, "seed": seed},
+                    )
+                )
+            timings[label] = (time.perf_counter() - start) / len(args.seeds)
+        start = time.perf_counter()
+        models["care"] = [
+            api.train(
+                "care",
+                [pair_dir / "noisy"],
+                tmp / "care",
+                target=[pair_dir / "clean"],
+                steps=args.care_steps,
                 device="cpu",
                 progress=False,
-                config={**gan_config, "saliency_weight": weight},
+                config={"seed": 0},
             )
-            timings[label] = time.perf_counter() - start
-        start = time.perf_counter()
-        models["care"] = api.train(
-            "care",
-            [pair_dir / "noisy"],
-            tmp / "care",
-            target=[pair_dir / "clean"],
-            steps=args.care_steps,
-            device="cpu",
-            progress=False,
-            config={"seed": 0},
-        )
+        ]
         timings["care"] = time.perf_counter() - start
 
-        rows: dict[str, dict[str, list[float]]] = {}
+        # Per method and seed, the metrics over the test fields (GANs: one entry per seed).
+        rows: dict[str, dict[str, list[list[float]]]] = {}
         example = {}
         for i in test:
             noisy = read_image(sim / "noisy" / name(i))
             gt = np.asarray(read_image(sim / "clean" / name(i)).data, np.float32)
             outputs = {"raw": np.asarray(noisy.data)}
             outputs["nl-means"] = api.restore(noisy, "nl-means", dtype="same")
+            runs: dict[str, list[np.ndarray]] = {"raw": [np.asarray(noisy.data)]}
+            runs["nl-means"] = [api.restore(noisy, "nl-means", dtype="same")]
             for label in ("cyclegan", "c2gan", "care"):
-                model = models[label]
                 method = "care" if label == "care" else "c2gan"
-                outputs[label] = api.restore(noisy, method, model=model, dtype="same")
-            for label, out in outputs.items():
-                f = np.asarray(out, np.float32)
-                scores = metrics.evaluate(f, gt)
+                runs[label] = [api.restore(noisy, method, model=m, dtype="same") for m in models[label]]
+            for label, outs in runs.items():
                 entry = rows.setdefault(label, {})
-                for key, value in (
-                    ("psnr", scores["psnr"]),
-                    ("ssim", scores["ssim"]),
-                    ("pcc", scores["pcc"]),
-                    ("iou", structure_iou(f, gt)),
-                    ("w1", wasserstein(f, gt)),
-                    ("saturated", float(metrics.saturation_count(np.asarray(out), np.uint16))),
-                ):
-                    entry.setdefault(key, []).append(value)
+                for run, out in enumerate(outs):
+                    f = np.asarray(out, np.float32)
+                    scores = metrics.evaluate(f, gt)
+                    for key, value in (
+                        ("psnr", scores["psnr"]),
+                        ("ssim", scores["ssim"]),
+                        ("pcc", scores["pcc"]),
+                        ("iou", structure_iou(f, gt)),
+                        ("w1", wasserstein(f, gt)),
+                        ("saturated", float(metrics.saturation_count(np.asarray(out), np.uint16))),
+                    ):
+                        per_run = entry.setdefault(key, [])
+                        while len(per_run) <= run:
+                            per_run.append([])
+                        per_run[run].append(value)
             if not example:
-                example = {k: np.asarray(v, np.float32) for k, v in outputs.items()} | {"truth": gt}
+                example = {k: np.asarray(v[0], np.float32) for k, v in runs.items()} | {"truth": gt}
         figure = ROOT / "docs" / "figures" / "c2gan_fig2.png"
         if not args.no_write:
             draw_figure(figure, example)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(json.dumps({k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in rows.items()}, indent=1))
+    print(json.dumps({k: {m: [float(np.mean(r)) for r in v] for m, v in d.items()} for k, d in rows.items()}, indent=1))
     print(json.dumps(timings, indent=1))
     lines = [
         f"{args.n} simulated 256 x 256 filament fields at {args.photons:g} photons (peak), the authors' split: "
         f"{len(test)} paired test fields, {len(only_a)} fields give only their noisy image (A), {len(only_b)} only "
         f"their clean image (B). c²GAN and plain CycleGAN (saliency weight 0): ResNet generator with {args.ngf} "
-        f"base filters (6 blocks), {args.patch} px patches, batch 1, {args.steps} steps on CPU; CARE: the same "
+        f"base filters (6 blocks), {args.patch} px patches, batch 1, {args.steps} steps on CPU, trained with "
+        f"{len(args.seeds)} seed(s) (mean +/- std over seeds of the per-seed mean over test fields; the figure "
+        "shows the first seed); CARE: the same "
         f"training fields with pairs, {args.care_steps} steps. One fixed intensity scale "
         f"[{intensity_range[0]:.0f}, {intensity_range[1]:.0f}] ADU for both domains. "
-        f"`python bench/bench_c2gan.py --steps {args.steps}`.",
+        f"`python bench/bench_c2gan.py --steps {args.steps} --ngf {args.ngf} --seeds "
+        f"{' '.join(map(str, args.seeds))}`.",
         "",
-        "| method | PSNR (dB) | SSIM | PCC | structure IoU | histogram W1 (ADU) | saturated px |",
-        "|---|---|---|---|---|---|---|",
+        "| method | PSNR (dB) | SSIM | PCC | structure IoU | histogram W1 (ADU) | saturated px | PSNR per seed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label in ("raw", "nl-means", "cyclegan", "c2gan", "care"):
         d = rows[label]
         shown = {"c2gan": "**c²GAN**", "cyclegan": "CycleGAN", "care": "CARE (paired)"}.get(label, label)
+        per_seed = {key: [float(np.mean(run)) for run in runs] for key, runs in d.items()}
+
+        def cell(key: str, digits: int, values: dict[str, list[float]] = per_seed) -> str:
+            v = values[key]
+            return f"{np.mean(v):.{digits}f}" + (f" +/- {np.std(v):.{digits}f}" if len(v) > 1 else "")
+
+        seeds = ", ".join(f"{v:.2f}" for v in per_seed["psnr"]) if label in ("c2gan", "cyclegan") else "-"
+        saturated = int(sum(sum(run) for run in d["saturated"]))
         lines.append(
-            f"| {shown} | {np.mean(d['psnr']):.2f} +/- {np.std(d['psnr']):.2f} | {np.mean(d['ssim']):.3f} | "
-            f"{np.mean(d['pcc']):.3f} | {np.mean(d['iou']):.3f} | {np.mean(d['w1']):.2f} | {int(sum(d['saturated']))} |"
+            f"| {shown} | {cell('psnr', 2)} | {cell('ssim', 3)} | {cell('pcc', 3)} | {cell('iou', 3)} | "
+            f"{cell('w1', 2)} | {saturated} | {seeds} |"
         )
     lines += [
         "",
-        "Training time on 2 CPU cores: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()) + ".",
+        "Training time per model on 2 CPU cores: "
+        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
+        + ".",
         "",
         "![input, c²GAN, CARE, truth with histograms](figures/c2gan_fig2.png)",
     ]
+    print("\n".join(lines))
     if not args.no_write:
         write_section(ROOT / "docs" / "benchmarks.md", "c²GAN (simulated, unpaired)", "\n".join(lines))
 
