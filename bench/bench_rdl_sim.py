@@ -406,7 +406,7 @@ def draw_mt(path: Path, model: Path) -> str:
         f"\nReal sample MT.mrc, rDL-SIM model `{model.name}` (trained on simulated filaments, pattern period "
         f"{period:.0f} nm; MT.mrc's is 180 nm)"
         ": the rDL-SIM demo data, TIRF-SIM of microtubules at very low SNR, measured OTF "
-        f"TIRF488): estimated angles {angles} deg, |k| {ks} /um (nominal 2 NA_exc / lambda = "
+        f"TIRF488: estimated angles {angles} deg, |k| {ks} /um (nominal 2 NA_exc / lambda = "
         f"{2 * 1.35 / 0.488:.3f} /um). No ground truth.\n\n"
         "![MT.mrc: widefield, Wiener-SIM, rDL-SIM](figures/rdl_sim_mt.png)"
     )

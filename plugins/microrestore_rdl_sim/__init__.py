@@ -22,9 +22,8 @@ CITATION = (
     "Qiao, C. et al. Rationalized deep learning super-resolution microscopy for sustained live imaging of "
     "rapid subcellular processes. Nature Biotechnology 41, 367-377 (2023). doi:10.1038/s41587-022-01471-3"
 )
-#: The default model once it is trained and bundled (recipe: zoo/models/rdl-sim-2d.yaml); until then --model is
-#: required.
-DEFAULT_MODEL: str | None = None
+#: Bundled default model (recipe: zoo/models/rdl-sim-2d.yaml): simulated 2D-SIM of filaments.
+DEFAULT_MODEL: str | None = "rdl-sim-2d"
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
