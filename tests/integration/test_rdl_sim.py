@@ -138,3 +138,29 @@ def test_cli_sim_reconstruct_with_rdl(cli, data: Path, model: Path, tmp_path: Pa
     bad = cli("sim", "reconstruct", raw, "-o", tmp_path / "x.tif", "--method", "rdl", "--model", tmp_path / "none")
     assert bad.exit_code == 2 and "no such model" in bad.output
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_default_model_beats_wiener_on_low_snr_sim(cli, tmp_path: Path) -> None:
+    """`sim reconstruct --method rdl` with no --model runs the bundled rdl-sim-2d; it beats Wiener at 20 photons."""
+    import yaml
+
+    from microrestore import zoo
+    from microrestore.metrics import evaluate
+    from microrestore.simulation import simulate
+
+    trained = yaml.safe_load((zoo.resolve_model("rdl-sim-2d") / "config.yaml").read_text())["config"]
+    optics = {k: trained[k] for k in ("na_exc", "wavelength_exc_nm")}
+    simulate("sim", tmp_path / "d", n=1, seed=4242, photons=20, shape=(128, 128), gt_mode="sim", **optics)
+    raw, gt = tmp_path / "d" / "raw" / "field_000.tif", read_image(tmp_path / "d" / "gt" / "field_000.tif").data
+    psnr = {}
+    for method in ("rdl", "wiener"):
+        out = tmp_path / f"{method}.tif"
+        args = ["sim", "reconstruct", raw, "-o", out, "--method", method, "--dtype", "float32", "-q"]
+        result = cli(
+            *args,
+            *("--na", trained["na"], "--wavelength", trained["wavelength_nm"]),
+            *("--na-exc", optics["na_exc"], "--wavelength-exc", optics["wavelength_exc_nm"]),
+        )
+        assert result.exit_code == 0, result.output
+        psnr[method] = evaluate(read_image(out).data, gt)["psnr_affine"]
+    assert psnr["rdl"] > psnr["wiener"] + 2.0, psnr  # measured: about +4.8 dB

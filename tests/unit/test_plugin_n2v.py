@@ -53,3 +53,19 @@ def test_masked_loss_ignores_unmasked_pixels():
     mask = torch.tensor([[1.0, 0.0, 1.0]])
     assert float(masked_loss(pred, target, mask)) == pytest.approx(0.5)
     assert float(masked_loss(pred, target, mask, "mae")) == pytest.approx(0.5)
+
+
+def test_default_model_denoises_the_demo_sample():
+    """`denoise --method n2v` without --model runs the bundled n2v-demo-2d (measured: 18.5 -> 30.9 dB)."""
+    from pathlib import Path
+
+    import microrestore
+    from microrestore import api
+    from microrestore.io import read_image
+    from microrestore.metrics import evaluate
+
+    demo = Path(microrestore.__file__).parent / "data" / "demo"
+    noisy, clean = read_image(demo / "noisy.tif"), read_image(demo / "clean.tif").data
+    restored = api.restore(noisy, "n2v", dtype="same")
+    assert restored.dtype == noisy.data.dtype and restored.shape == noisy.data.shape
+    assert evaluate(restored, clean)["psnr"] > evaluate(noisy.data, clean)["psnr"] + 8.0
