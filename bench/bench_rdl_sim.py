@@ -165,7 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rdl-model", help="trained rdl-sim model folder (default: train one by the zoo recipe)")
     parser.add_argument(
-        "--mt-model", help="rdl-sim model for the real MT.mrc figure (default: the --rdl-model / trained one)"
+        "--mt-model",
+        help="rdl-sim model (folder or zoo id) for the real MT.mrc figure (default: the --rdl-model / trained one)",
     )
     parser.add_argument("--dfcan-steps", type=int, default=None, help="override the recipe's DFCAN steps")
     parser.add_argument("--denoiser-steps", type=int, default=None, help="override the recipe's denoiser steps")
@@ -268,7 +269,10 @@ def main() -> None:
         draw_simulated(figure, example)
         alt = "truth, widefield, Wiener (low and high SNR), CARE + Wiener, rDL + Wiener"
         lines.append(f"\n![{alt}](figures/rdl_sim_simulated.png)")
-        mt = draw_mt(ROOT / "docs" / "figures" / "rdl_sim_mt.png", Path(args.mt_model) if args.mt_model else rdl_path)
+        from microrestore.zoo import resolve_model
+
+        mt_model = resolve_model(args.mt_model) if args.mt_model else rdl_path
+        mt = draw_mt(ROOT / "docs" / "figures" / "rdl_sim_mt.png", mt_model, args.mt_model)
         if mt:
             lines.append(mt)
         write_section(ROOT / "docs" / "benchmarks.md", "rDL-SIM (simulated low-SNR 2D-SIM)", "\n".join(lines))
@@ -305,7 +309,8 @@ def table(
         "after an affine fit; FRC resolution against the truth (0.5 threshold); HP PSNR: PSNR of the "
         "high-passed images beyond the widefield cut-off (where SIM's extra resolution, and its artefacts, live); "
         "m: modulation depth estimated on the reconstructed frames (truth 0.8). "
-        f"`python bench/bench_rdl_sim.py{' --rdl-model ' + str(args.rdl_model) if args.rdl_model else ''} "
+        f"`python bench/bench_rdl_sim.py{' --rdl-model ' + str(args.rdl_model) if args.rdl_model else ''}"
+        f"{' --mt-model ' + str(args.mt_model) if args.mt_model else ''} "
         f"--care-steps {args.care_steps} --test-fields {args.test_fields}`.",
         "",
         "| method | PSNR (dB) | SSIM | FRC resolution (nm) | HP PSNR (dB) | m | s / stack |",
@@ -355,7 +360,7 @@ def draw_simulated(path: Path, images: dict[str, np.ndarray]) -> None:
     plt.close(fig)
 
 
-def draw_mt(path: Path, model: Path) -> str:
+def draw_mt(path: Path, model: Path, label: str | None = None) -> str:
     """Widefield, Wiener and rDL of the real MT.mrc sample with its measured OTF; returns the markdown lines."""
     raw_path, otf_path = MT_DIR / "MT.mrc", MT_DIR / "TIRF488_cam1_0_z30_OTF2d.mrc"
     if not raw_path.is_file() or not otf_path.is_file():
@@ -403,7 +408,7 @@ def draw_mt(path: Path, model: Path) -> str:
     trained = yaml.safe_load((model / "config.yaml").read_text())["config"]
     period = trained["wavelength_exc_nm"] / 2 / trained["na_exc"]
     return (
-        f"\nReal sample MT.mrc, rDL-SIM model `{model.name}` (trained on simulated filaments, pattern period "
+        f"\nReal sample MT.mrc, rDL-SIM model `{label or model.name}` (trained on simulated filaments, pattern period "
         f"{period:.0f} nm; MT.mrc's is 180 nm)"
         ": the rDL-SIM demo data, TIRF-SIM of microtubules at very low SNR, measured OTF "
         f"TIRF488: estimated angles {angles} deg, |k| {ks} /um (nominal 2 NA_exc / lambda = "

@@ -17,7 +17,9 @@ time series by default):
 5. fallbacks: a peak that is not significant, a ``|k|`` further than ``k_tolerance`` from nominal, or an angle
    away from the given nominal angles is replaced (``|k|`` from the good orientations or nominal; the angle
    from the nominal angles, from the good orientations at equal spacing, or its own peak), and a modulation
-   outside ``modulation_range`` by ``default_modulation``, each with a :class:`SIMEstimationWarning`.
+   outside ``modulation_range``, or measured for an orientation whose ``k`` fell back (no peak of its own: the
+   measurement is mostly noise, biased low, and ``1 / m`` would amplify that orientation's bands into
+   stripes), by ``default_modulation``, each with a :class:`SIMEstimationWarning`.
 
 Wave vectors are reported with angles in [0, 180) degrees (``k`` and ``-k`` with negated phases describe the
 same pattern).
@@ -308,7 +310,15 @@ def estimate_params(
     for d in range(n_or):
         m = 2.0 * float(modamp[d].abs())
         phase0 = float(torch.angle(modamp[d]))
-        if not lo_m <= m <= hi_m:
+        if "k" in fallback[d]:
+            # No significant peak of its own: the overlap at a borrowed wave vector measures mostly noise and
+            # biases m low, and the Wiener step would then amplify this orientation's bands by 1 / m (stripes).
+            messages.append(
+                f"orientation {d}: modulation {m:.3g} measured without a fitted peak; using {opts.default_modulation:g}"
+            )
+            fallback[d].append("modulation")
+            m = opts.default_modulation
+        elif not lo_m <= m <= hi_m:
             messages.append(
                 f"orientation {d}: modulation {m:.3g} outside [{lo_m:g}, {hi_m:g}]; using {opts.default_modulation:g}"
             )

@@ -291,6 +291,9 @@ def test_estimation_uses_nominal_angles_and_equal_spacing(scene: Scene) -> None:
         found = estimate_params(stacks, scene.otf, PX, NOMINAL)
     assert found.orientations[1].fallback[:1] == ["k"]
     assert found.orientations[1].angle_deg == pytest.approx(ANGLES[1], abs=1.0)  # 60 degrees from the others
+    # Its modulation, measured without a peak of its own, is not trusted (1 / m would amplify its bands).
+    assert found.orientations[1].fallback == ["k", "modulation"]
+    assert found.orientations[1].modulation == EstimationOptions().default_modulation
     assert found.orientations[0].fallback == [] and found.orientations[2].fallback == []
     opts = EstimationOptions(angles_deg=[17.0, 100.0, 137.0], angle_tolerance_deg=3.0)
     with pytest.warns(SIMEstimationWarning, match="far from nominal"):
