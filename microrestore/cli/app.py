@@ -127,8 +127,13 @@ def _one_line(text: str) -> str:
 
 
 def run() -> None:
-    """Console-script wrapper: exit with :func:`main`'s status."""
-    sys.exit(main())
+    """Console-script wrapper: exit with :func:`main`'s status.
+
+    A data-parallel rank leaves without interpreter shutdown (see :func:`microrestore.engine.ranks.exit_process`).
+    """
+    from microrestore.engine.ranks import exit_process
+
+    exit_process(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

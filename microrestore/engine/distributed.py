@@ -167,14 +167,8 @@ def join(device: torch.device) -> Group | None:
 def leave() -> None:
     """Destroy the process group if one is initialised (at the end of a command)."""
     if dist.is_available() and dist.is_initialized():
-        import gc
-
-        # Drop finished collectives (DDP's and ours) while the interpreter is whole: gloo's worker threads can
-        # otherwise release their tensors during interpreter shutdown and abort the process.
-        gc.collect()
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
-        gc.collect()
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ files needs nothing more to split the work (see :mod:`microrestore.engine.distri
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from microrestore.errors import InputError
 
@@ -54,3 +55,21 @@ def shard_items(items: Sequence[T], rank: int | None = None, world: int | None =
         rank = env_rank if rank is None else rank
         world = env_size if world is None else world
     return list(items[rank::world])
+
+
+def exit_process(status: int) -> NoReturn:
+    """End this process with ``status``; a data-parallel rank (``WORLD_SIZE`` > 1) skips interpreter shutdown.
+
+    The rank's process group is already destroyed, but gloo's C++ worker threads can still release tensors
+    while the interpreter is torn down and abort the process ("terminate called without an active exception",
+    status -6) after its work succeeded. A rank therefore flushes its streams and leaves with ``os._exit``.
+    """
+    try:
+        world = env_world()[1]
+    except Exception:  # a malformed environment was reported where it mattered
+        world = 1
+    if world > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

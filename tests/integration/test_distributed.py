@@ -74,11 +74,13 @@ if __name__ == "__main__":
     kind, out, steps, until, resume = sys.argv[1:6]
     batch_size = sys.argv[6] if len(sys.argv) > 6 else 4
     from microrestore.errors import MicrorestoreError
+    from microrestore.engine.ranks import exit_process
     try:
         run(kind, out, steps, until, resume == "resume", batch_size)
     except MicrorestoreError as exc:
         print(exc, file=sys.stderr)
-        sys.exit(exc.exit_code)
+        exit_process(exc.exit_code)
+    exit_process(0)  # as the CLI's ranks leave
 """
 
 
