@@ -66,7 +66,7 @@ def exit_process(status: int) -> NoReturn:
     """
     try:
         world = env_world()[1]
-    except Exception:  # a malformed environment was reported where it mattered
+    except InputError:  # a malformed environment was reported where it mattered
         world = 1
     if world > 1:
         sys.stdout.flush()
