@@ -91,10 +91,20 @@ def load_predictor(method: Method, model: str | Path | None, options: PredictOpt
             # through bioimageio.core; microrestore's own exports load natively through the method
             from microrestore.bioimage.importer import load_bioimage_predictor
 
+            if options.tta:
+                raise InputError(f"--tta is not available for bioimage.io packages run by bioimageio.core ({model})")
             return load_bioimage_predictor(model, options)
     from microrestore.plugins.registry import PluginPredictor, call_plugin
 
     predictor = call_plugin(method.plugin_label, f"{method.name} load", method.load, model, options)
+    if options.tta:
+        from microrestore.engine.predictor import NetworkPredictor
+
+        if not isinstance(predictor, NetworkPredictor):
+            raise InputError(
+                f"--tta averages a network over rotations and flips; method {method.name!r} does not run one "
+                "through the tiled network predictor"
+            )
     return PluginPredictor(predictor, method.plugin_label, method.name)
 
 

@@ -43,6 +43,9 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "fp32", "--precision", help="Network precision: fp32, bf16, fp16 (CUDA) or auto (bf16 on CUDA)."
         ),
         compile_network: bool = typer.Option(False, "--compile", help="Compile the network with torch.compile."),
+        tta: bool = typer.Option(
+            False, "--tta", help="Average the network over the 8 rotations and flips of each tile (8x the time)."
+        ),
         nproc: int = typer.Option(
             1, "--nproc", "--gpus", help="Processes (one per GPU) sharing the files, started by torchrun's launcher."
         ),
@@ -79,6 +82,7 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "quiet": quiet,
             "precision": precision,
             "compile": compile_network,
+            "tta": tta,
             "self_supervised": self_supervised,
             "train_steps": train_steps,
             "train_seconds": train_seconds,
@@ -109,7 +113,7 @@ def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
             args += [f"--{name.replace('_', '-')}", str(kw[name])]
     for item in kw["settings"] or []:
         args += ["--set", item]
-    flags = (("skip_existing", "--skip-existing"), ("quiet", "--quiet"), ("compile", "--compile"))
+    flags = (("skip_existing", "--skip-existing"), ("quiet", "--quiet"), ("compile", "--compile"), ("tta", "--tta"))
     for name, flag in (*flags, ("self_supervised", "--self-supervised")):
         args += [flag] if kw[name] else []
     return args
@@ -138,6 +142,7 @@ def _run(task: str, **kw: Any) -> None:
         params=params,
         precision=kw["precision"],
         compile=kw["compile"],
+        tta=kw["tta"],
     )
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 

@@ -234,7 +234,26 @@ class NetworkPredictor:
         return self.output_transform(result) if self.output_transform else result
 
     def forward(self, batch: Any) -> Any:
-        """Run the network on a batch of normalised tiles (under autocast for bf16/fp16, compiled if asked)."""
+        """Run the network on a batch of normalised tiles (under autocast for bf16/fp16, compiled if asked).
+
+        With ``options.tta`` the result is the mean over the 8 rotations and flips of the tiles in YX, each
+        output mapped back to the tile's orientation.
+        """
+        if not self.options.tta:
+            return self._forward_once(batch)
+        torch = self._torch
+        total = None
+        for turns in range(4):
+            for flip in (False, True):
+                view = torch.rot90(batch, turns, dims=(-2, -1))
+                view = torch.flip(view, dims=(-1,)) if flip else view
+                result = self._forward_once(view)
+                result = torch.flip(result, dims=(-1,)) if flip else result
+                result = torch.rot90(result, -turns, dims=(-2, -1))
+                total = result if total is None else total + result
+        return total / 8.0
+
+    def _forward_once(self, batch: Any) -> Any:
         from microrestore.engine.device import autocast_context
 
         network = self._compiled_network() if self.options.compile else self.network

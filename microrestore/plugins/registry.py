@@ -48,6 +48,10 @@ class PredictOptions:
     compile
         Compile the network with ``torch.compile`` on first use (falls back to eager mode with a warning when
         compilation fails).
+    tta
+        Test-time augmentation: run the network on the 8 rotations and flips of each tile (in YX) and average
+        the results mapped back (8x the time; averages out a GAN's hallucinated texture and a network's
+        orientation bias). Network methods only.
     """
 
     device: str = "auto"
@@ -58,6 +62,7 @@ class PredictOptions:
     on_progress: Callable[[int, int], None] | None = None
     precision: str = "fp32"
     compile: bool = False
+    tta: bool = False
 
     def report(self, done: int, total: int) -> None:
         """Forward progress to :attr:`on_progress` when set."""

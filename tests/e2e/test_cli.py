@@ -64,6 +64,22 @@ def test_denoise_folder_and_glob_keep_names(cli, tmp_path):
     assert len(list((tmp_path / "out2").iterdir())) == 3
 
 
+def test_tta_runs_a_network_method_and_refuses_a_classical_one(cli, tmp_path):
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, _noisy())
+    outputs = {}
+    for flag in ([], ["--tta"]):
+        out = tmp_path / f"care{len(flag)}.tif"
+        result = cli("denoise", src, "-o", out, "--method", "care", "--dtype", "float32", "-q", *flag)
+        assert result.exit_code == 0, result.output
+        outputs[len(flag)] = tifffile.imread(out)
+    assert outputs[1].shape == outputs[0].shape and not np.array_equal(outputs[1], outputs[0])
+    assert np.corrcoef(outputs[0].ravel(), outputs[1].ravel())[0, 1] > 0.95
+    result = cli("denoise", src, "-o", tmp_path / "nlm.tif", "--method", "nl-means", "--tta")
+    _assert_one_line_error(result, "--tta", "nl-means")
+    assert not (tmp_path / "nlm.tif").exists()
+
+
 def test_float32_dtype_option(cli, tmp_path):
     tifffile.imwrite(tmp_path / "in.tif", _noisy())
     result = cli("denoise", tmp_path / "in.tif", "-o", tmp_path / "o.tif", "--method", "nl-means", "--dtype", "float32")
