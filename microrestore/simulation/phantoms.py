@@ -10,6 +10,8 @@ from a :class:`numpy.random.Generator`, so the same seed gives the same specimen
   dimmer matrix ("hollow-ish"); in 2D the intensity is the projection through the tube.
 - :func:`nuclei`: smooth irregular blobs with chromatin-like texture and darker nucleoli.
 - :func:`mixed`: filaments, puncta and tubules together, a cell-like field.
+- :func:`image_crops`: random crops of real (clean, high-SNR) images, so that real structures go through the
+  simulated imaging and camera with an exact ground truth.
 
 Geometry is computed in isotropic units of the lateral pixel; for 3D phantoms ``voxel_aspect`` (z voxel size
 divided by the lateral pixel size) converts to the z grid, so a sphere stays a sphere in physical space.
@@ -17,6 +19,7 @@ divided by the lateral pixel size) converts to the z grid, so a sphere stays a s
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -26,7 +29,7 @@ from scipy import ndimage
 
 from microrestore.errors import InputError
 
-__all__ = ["PHANTOMS", "filaments", "mixed", "nuclei", "puncta", "tubules"]
+__all__ = ["PHANTOMS", "filaments", "image_crops", "mixed", "nuclei", "puncta", "tubules"]
 
 Float32Array = NDArray[np.float32]
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
@@ -512,8 +515,93 @@ def mixed(
     return _normalise(out)
 
 
+@functools.lru_cache(maxsize=8)
+def _real_image(path: str, low_percentile: float, high_percentile: float) -> NDArray[np.float64]:
+    """A 2D image as density: its ``low_percentile`` at 0, its ``high_percentile`` at 1 (cached per file)."""
+    from microrestore.io import read_image
+
+    image = read_image(path)
+    data = np.asarray(image.data, np.float64)
+    if data.ndim != 2:
+        raise InputError(f"image_crops needs 2D images (YX), got axes {image.axes}", path)
+    low, high = np.percentile(data, [low_percentile, high_percentile])
+    if not high > low:
+        raise InputError("image_crops: the image is flat (no contrast between its percentiles)", path)
+    return np.clip((data - low) / (high - low), 0.0, None)
+
+
+def image_crops(
+    shape: Sequence[int],
+    rng: np.random.Generator | int | None = None,
+    *,
+    images: Sequence[str],
+    region: Sequence[float] = (0.0, 1.0, 0.0, 1.0),
+    low_percentile: float = 1.0,
+    high_percentile: float = 99.9,
+    min_signal: float = 0.25,
+    voxel_aspect: float = 1.0,
+) -> Float32Array:
+    """Crop a real image at random: real structures for the simulated microscope.
+
+    One of ``images`` is drawn, then a ``shape`` window inside its ``region``; the crop is mapped to a density by
+    the whole image's percentiles (its background at 0) and scaled so that its brightest pixel is 1. Crops whose
+    99th percentile stays below ``min_signal`` (background alone) are drawn again. Give clean, high-SNR images:
+    their own noise becomes part of the "truth".
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(Y, X)``; 2D only.
+    rng : numpy.random.Generator or int, optional
+        Random generator or seed.
+    images : sequence of str
+        Paths of 2D images (any format :func:`microrestore.io.read_image` reads).
+    region : sequence of float
+        ``(y0, y1, x0, x1)``, the part of each image crops come from, as fractions of its height and width
+        (e.g. ``(0, 1, 0, 0.75)`` for training and ``(0, 1, 0.75, 1)`` for held-out test crops).
+    low_percentile, high_percentile : float
+        Percentiles of the whole image mapped to density 0 and 1 before the crop's own peak scaling.
+    min_signal : float
+        Least 99th percentile of a crop's density (on the whole image's scale) for it to be kept.
+    voxel_aspect : float
+        Accepted for the phantom interface; must be 1 (2D).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 density in [0, 1] of ``shape``.
+    """
+    shp = _check_shape(shape)
+    if len(shp) != 2 or voxel_aspect != 1.0:
+        raise InputError("image_crops draws 2D crops only (shape (Y, X))")
+    if isinstance(images, str) or not images:
+        raise InputError("image_crops needs 'images': a list of image paths")
+    y0, y1, x0, x1 = (float(v) for v in region)
+    if not (0.0 <= y0 < y1 <= 1.0 and 0.0 <= x0 < x1 <= 1.0):
+        raise InputError(f"image_crops: region must be fractions (y0, y1, x0, x1) with y0 < y1, x0 < x1, got {region}")
+    gen = _rng(rng)
+    for _ in range(200):  # skip crops of background alone: their noise would be scaled up to a "structure"
+        path = str(images[int(gen.integers(len(images)))])
+        density = _real_image(path, float(low_percentile), float(high_percentile))
+        h, w = density.shape
+        top, bottom = round(y0 * h), round(y1 * h)
+        left, right = round(x0 * w), round(x1 * w)
+        if bottom - top < shp[0] or right - left < shp[1]:
+            raise InputError(
+                f"image_crops: region {bottom - top} x {right - left} px of the image is smaller than the crop {shp}",
+                path,
+            )
+        y = int(gen.integers(top, bottom - shp[0] + 1))
+        x = int(gen.integers(left, right - shp[1] + 1))
+        crop = density[y : y + shp[0], x : x + shp[1]]
+        if float(np.percentile(crop, 99.0)) >= min_signal:
+            return _normalise(crop)
+    raise InputError(f"image_crops: no crop of the images' region reaches min_signal {min_signal} (200 tries)")
+
+
 PHANTOMS: dict[str, Callable[..., Float32Array]] = {
     "filaments": filaments,
+    "image_crops": image_crops,
     "puncta": puncta,
     "tubules": tubules,
     "nuclei": nuclei,

@@ -1,4 +1,4 @@
-"""Rebuilding a zoo model from its recipe: data (simulated or files) + configuration + seed.
+"""Rebuilding a zoo model from its recipe: data (simulated, several simulated sets, or files), configuration, seed.
 
 Every published weight file can be rebuilt with ``microrestore zoo train ID_OR_RECIPE -o DIR``.
 """
@@ -38,17 +38,15 @@ def build(ref: str | Path, output: Path, workdir: Path, *, device: str = "auto",
 
     model_id, recipe = load_recipe(ref)
     data = recipe.get("data", {})
-    if "simulate" in data:
-        from microrestore.simulation import simulate
-
+    if isinstance(data, list):  # several simulated sets, each in its own sub-folder (``into``)
         root = workdir / f"{model_id}-data"
-        simulate(
-            data["simulate"],
-            root,
-            n=int(data.get("n", 8)),
-            seed=int(data.get("seed", 0)),
-            **dict(data.get("params", {})),
-        )
+        for item in data:
+            if not isinstance(item, dict) or "simulate" not in item or "into" not in item:
+                raise InputError(f"model {model_id!r}: each data set of a list needs 'simulate' and 'into'")
+            _simulate(item, root / str(item["into"]))
+    elif "simulate" in data:
+        root = workdir / f"{model_id}-data"
+        _simulate(data, root)
     else:
         root = Path(data.get("root", "."))
     train = recipe["train"]
@@ -63,6 +61,14 @@ def build(ref: str | Path, output: Path, workdir: Path, *, device: str = "auto",
         steps=train.get("steps"),
         device=device,
         progress=progress,
+    )
+
+
+def _simulate(data: dict[str, Any], root: Path) -> None:
+    from microrestore.simulation import simulate
+
+    simulate(
+        data["simulate"], root, n=int(data.get("n", 8)), seed=int(data.get("seed", 0)), **dict(data.get("params", {}))
     )
 
 
