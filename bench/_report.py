@@ -27,3 +27,12 @@ def write_section(path: Path, title: str, body: str) -> None:
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text.rstrip() + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def publish(title: str, lines: list[str], write: bool = True) -> str:
+    """Print a section's lines and, when ``write``, put them into docs/benchmarks.md as ``## title``."""
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        write_section(Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md", title, text)
+    return text

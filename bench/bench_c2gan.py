@@ -71,6 +71,12 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0], help="GAN training seeds (GANs vary run to run: use several)"
     )
+    parser.add_argument(
+        "--identity",
+        type=float,
+        default=0.0,
+        help="also train c²GAN with this identity-loss weight (lambda_identity; the paper's is 0); 0: no such row",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -110,7 +116,10 @@ def main() -> None:
         }
         models: dict[str, list[Path]] = {}
         timings: dict[str, float] = {}
-        for label, weight in (("c2gan", 5.0), ("cyclegan", 0.0)):
+        variants = [("c2gan", {"saliency_weight": 5.0}), ("cyclegan", {"saliency_weight": 0.0})]
+        if args.identity > 0:
+            variants.append(("c2gan-idt", {"saliency_weight": 5.0, "lambda_identity": args.identity}))
+        for label, extra in variants:
             start = time.perf_counter()
             for seed in args.seeds:
                 models.setdefault(label, []).append(
@@ -122,7 +131,7 @@ def main() -> None:
                         steps=args.steps,
                         device="cpu",
                         progress=False,
-                        config={**gan_config, "saliency_weight": weight, "seed": seed},
+                        config={**gan_config, **extra, "seed": seed},
                     )
                 )
             timings[label] = (time.perf_counter() - start) / len(args.seeds)
@@ -151,10 +160,10 @@ def main() -> None:
             outputs["nl-means"] = api.restore(noisy, "nl-means", dtype="same")
             runs: dict[str, list[np.ndarray]] = {"raw": [np.asarray(noisy.data)]}
             runs["nl-means"] = [api.restore(noisy, "nl-means", dtype="same")]
-            for label in ("cyclegan", "c2gan", "care"):
+            for label in models:
                 method = "care" if label == "care" else "c2gan"
                 runs[label] = [api.restore(noisy, method, model=m, dtype="same") for m in models[label]]
-            for label in ("c2gan", "care"):  # test-time augmentation (--tta): 8 rotations and flips averaged
+            for label in [k for k in models if k != "cyclegan"]:  # --tta: 8 rotations and flips averaged
                 method = "care" if label == "care" else "c2gan"
                 runs[f"{label}-tta"] = [
                     api.restore(noisy, method, model=m, dtype="same", options=PredictOptions(tta=True))
@@ -200,16 +209,19 @@ def main() -> None:
         f"training fields with pairs, {args.care_steps} steps. One fixed intensity scale "
         f"[{intensity_range[0]:.0f}, {intensity_range[1]:.0f}] ADU for both domains. "
         f"`python bench/bench_c2gan.py --steps {args.steps} --ngf {args.ngf} --seeds "
-        f"{' '.join(map(str, args.seeds))}`.",
+        f"{' '.join(map(str, args.seeds))}" + (f" --identity {args.identity:g}" if args.identity > 0 else "") + "`.",
         "",
         "| method | PSNR (dB) | SSIM | PCC | structure IoU | histogram W1 (ADU) | saturated px | PSNR per seed |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for label in ("raw", "nl-means", "cyclegan", "c2gan", "c2gan-tta", "care", "care-tta"):
+    order = ("raw", "nl-means", "cyclegan", "c2gan", "c2gan-tta", "c2gan-idt", "c2gan-idt-tta", "care", "care-tta")
+    for label in [k for k in order if k in rows]:
         d = rows[label]
         shown = {
             "c2gan": "**c²GAN**",
             "c2gan-tta": "**c²GAN**, `--tta`",
+            "c2gan-idt": f"**c²GAN**, identity loss {args.identity:g}",
+            "c2gan-idt-tta": f"**c²GAN**, identity loss {args.identity:g}, `--tta`",
             "cyclegan": "CycleGAN",
             "care": "CARE (paired)",
             "care-tta": "CARE (paired), `--tta`",
@@ -229,7 +241,13 @@ def main() -> None:
     lines += [
         "",
         "`--tta`: test-time augmentation, the mean of the outputs for the 8 rotations and flips of each tile "
-        "(8x the inference time).",
+        "(8x the inference time)."
+        + (
+            f" Identity loss {args.identity:g}: CycleGAN's `lambda_identity` (L1 of G(b) against b and of F(a) "
+            f"against a, weighted {args.identity:g} x the cycle weight; c²GAN's is 0), the same seeds."
+            if args.identity > 0
+            else ""
+        ),
         "",
         f"Training time per model ({torch_threads} torch thread(s)): "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())

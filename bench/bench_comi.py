@@ -47,7 +47,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _report import write_section  # noqa: E402
+from _report import publish  # noqa: E402
 
 DFNN = ROOT.parent / "shared" / "data" / "deblur" / "dfnn_defocus_microtubules"
 #: ReadMe: which in-focus image each defocused one goes with.
@@ -505,10 +505,7 @@ def main() -> None:
             "",
             verdict(results["dfnn"]["means"]),
         ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section(ROOT / "docs" / "benchmarks.md", "COMI (defocus)", text)
+    publish("COMI (defocus)", lines, write=not args.no_write)
 
 
 if __name__ == "__main__":
