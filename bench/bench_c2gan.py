@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _report import write_section  # noqa: E402
+from _report import publish  # noqa: E402
 
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:
@@ -160,15 +160,14 @@ def main() -> None:
             outputs["nl-means"] = api.restore(noisy, "nl-means", dtype="same")
             runs: dict[str, list[np.ndarray]] = {"raw": [np.asarray(noisy.data)]}
             runs["nl-means"] = [api.restore(noisy, "nl-means", dtype="same")]
-            for label in models:
+            for label, trained in models.items():
                 method = "care" if label == "care" else "c2gan"
-                runs[label] = [api.restore(noisy, method, model=m, dtype="same") for m in models[label]]
-            for label in [k for k in models if k != "cyclegan"]:  # --tta: 8 rotations and flips averaged
-                method = "care" if label == "care" else "c2gan"
-                runs[f"{label}-tta"] = [
-                    api.restore(noisy, method, model=m, dtype="same", options=PredictOptions(tta=True))
-                    for m in models[label]
-                ]
+                runs[label] = [api.restore(noisy, method, model=m, dtype="same") for m in trained]
+                if label != "cyclegan":  # --tta: 8 rotations and flips averaged
+                    tta = PredictOptions(tta=True)
+                    runs[f"{label}-tta"] = [
+                        api.restore(noisy, method, model=m, dtype="same", options=tta) for m in trained
+                    ]
             for label, outs in runs.items():
                 entry = rows.setdefault(label, {})
                 for run, out in enumerate(outs):
@@ -255,9 +254,7 @@ def main() -> None:
         "",
         "![input, c²GAN, CARE, truth with histograms](figures/c2gan_fig2.png)",
     ]
-    print("\n".join(lines))
-    if not args.no_write:
-        write_section(ROOT / "docs" / "benchmarks.md", "c²GAN (simulated, unpaired)", "\n".join(lines))
+    publish("c²GAN (simulated, unpaired)", lines, write=not args.no_write)
 
 
 def draw_figure(path: Path, images: dict[str, np.ndarray]) -> None:

@@ -32,6 +32,7 @@ import bench_comi  # noqa: E402
 from _report import publish  # noqa: E402
 
 CONTENT_ONLY = {"weight_adversarial": 0.0, "weight_cycle": 0.0, "weight_identity": 0.0}
+PIXEL_ONLY = {**CONTENT_ONLY, "feature_network": "pixel"}
 #: (label, method, configuration overrides, long run)
 VARIANTS: tuple[tuple[str, str, dict[str, Any], bool], ...] = (
     ("COMI", "comi", {}, False),
@@ -39,22 +40,14 @@ VARIANTS: tuple[tuple[str, str, dict[str, Any], bool], ...] = (
     ("COMI - identity term", "comi", {"weight_identity": 0.0}, False),
     ("COMI, pixel MSE for the features", "comi", {"feature_network": "pixel"}, False),
     ("generator, content term only (microscopy features)", "comi", CONTENT_ONLY, False),
-    ("generator, pixel MSE only", "comi", {**CONTENT_ONLY, "feature_network": "pixel"}, False),
-    (
-        "generator, pixel MSE only, batch 16",
-        "comi",
-        {**CONTENT_ONLY, "feature_network": "pixel", "batch_size": 16},
-        False,
-    ),
+    ("generator, pixel MSE only", "comi", PIXEL_ONLY, False),
+    ("generator, pixel MSE only, batch 16", "comi", {**PIXEL_ONLY, "batch_size": 16}, False),
     ("CARE (U-Net, batch 16)", "care", {}, False),
     ("COMI", "comi", {}, True),
-    (
-        "generator, pixel MSE only, batch 16",
-        "comi",
-        {**CONTENT_ONLY, "feature_network": "pixel", "batch_size": 16},
-        True,
-    ),
+    ("generator, pixel MSE only, batch 16", "comi", {**PIXEL_ONLY, "batch_size": 16}, True),
 )
+#: bench_comi's settings: the data set and the small GANs (its defaults)
+SETTINGS = argparse.Namespace(n_train=10, n_test=3, shape=128, dz=[0.3, 0.6, 0.9], ngf=8, n_blocks=3, patch=48, lr=5e-4)
 
 
 def main() -> None:
@@ -71,9 +64,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    data_args = argparse.Namespace(n_train=10, n_test=3, shape=128, dz=[0.3, 0.6, 0.9])
     tmp = Path(tempfile.mkdtemp(prefix="bench-comi-diagnosis-"))
-    data = bench_comi.simulated(data_args, tmp)
+    data = bench_comi.simulated(SETTINGS, tmp)
     distances = data["distances"]
     rows: list[tuple[str, int | None, float | None, dict[float, list[dict[str, float]]]]] = []
 
@@ -88,21 +80,12 @@ def main() -> None:
     rows.append(
         ("Richardson-Lucy, true PSF", None, None, scores_of(lambda im, d, psf: bench_comi.rl_restore(im, rl[d], **psf)))
     )
-    base = {
-        "ngf": 8,
-        "ndf": 8,
-        "n_blocks": 3,
-        "patch_size": 48,
-        "learning_rate": 5e-4,
-        "foreground_bias": 0.5,
-        "checkpoint_every": 100_000,
-        "validation_every": 100_000,
-        "seed": 0,
-    }
     for i, (label, method, extra, long) in enumerate(VARIANTS):
         steps = args.long_steps if long else args.steps
-        config = {"patch_size": 48, "checkpoint_every": 100_000, "validation_every": 100_000}
-        config = {**(config if method == "care" else base), **extra}
+        if method == "care":
+            config = {"patch_size": SETTINGS.patch, "checkpoint_every": 10_000, "validation_every": 10_000, **extra}
+        else:
+            config = bench_comi.comi_config(SETTINGS, **extra)
         t0 = time.perf_counter()
         model = api.train(
             method, data["sources"], tmp / f"m{i}", target=data["targets"], steps=steps, progress=False, config=config
