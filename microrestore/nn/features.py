@@ -3,10 +3,13 @@
 ``FEATURE_NETWORKS`` lists them:
 
 ``microscopy`` (the default of the methods that use one)
-    A small VGG-style encoder (:class:`MicroscopyFeatures`: two 3x3 convs with ReLU per level, 16/32/64
-    channels, two 2x2 max-pools, so its output is at 1/4 resolution like VGG-19's ``relu3_3``), trained by
-    ``scripts/train_microscopy_features.py`` as the encoder of a restoration autoencoder on simulated
-    fluorescence images and CC0/BSD-licensed real microscopy. Its weights ship with the package
+    A small VGG-style encoder (:class:`MicroscopyFeatures`: two 3x3 convs per level, 16/32/64 channels, two 2x2
+    poolings, so its output is at 1/4 resolution like VGG-19's ``relu3_3``), trained by
+    ``scripts/train_microscopy_features.py`` as the encoder of an autoencoder that rebuilds its input (clean or
+    noisy, blurred or sharp, at random intensity ranges) from simulated fluorescence images and CC0/BSD-licensed
+    real microscopy. Version 2 uses LeakyReLU and average pooling, so that every pixel reaches the features and
+    matching an image's features pins its pixels down (version 1, ReLU and max-pooling trained to denoise, let a
+    generator match its features without matching the image). Its weights ship with the package
     (``microrestore/nn/weights/``, safetensors, verified by sha256), so a perceptual loss works offline and
     in tests. ImageNet features fit microscopy poorly (the COMI paper says so itself); these are learned on
     microscopy.
@@ -89,8 +92,8 @@ VGG19_IMAGENET = WeightsFile(
 )
 
 #: The shipped microscopy feature network and its sha256 (checked on every load).
-MICROSCOPY_FEATURES_FILE = WEIGHTS_DIR / "microscopy-features-v1.safetensors"
-MICROSCOPY_FEATURES_SHA256 = "fd3992f791c93e1bc0612849b5d8715bd65de4838d583fc89e061ebf141e6e48"
+MICROSCOPY_FEATURES_FILE = WEIGHTS_DIR / "microscopy-features-v2.safetensors"
+MICROSCOPY_FEATURES_SHA256 = "38274a5869f7d1129c1572457fef0edf8e527b3015fec6d82ccc3ce8234948ef"
 
 
 def fetch_weights(weights: WeightsFile, *, offline: bool | None = None) -> Path:
@@ -166,9 +169,9 @@ class PixelFeatures(_Frozen):
 class MicroscopyFeatures(_Frozen):
     """Small VGG-style encoder for single-channel microscopy images.
 
-    Per level two 3x3 convs (zero padded) with ReLU; a 2x2 max-pool between levels. With the default widths
-    (16, 32, 64) the output has 64 channels at 1/4 resolution (72,000 parameters). Multi-channel images are
-    encoded channel by channel (features concatenated).
+    Per level two 3x3 convs (zero padded), each followed by ``activation``; a 2x2 pooling (``pool``) between
+    levels. With the default widths (16, 32, 64) the output has 64 channels at 1/4 resolution (72,000
+    parameters). Multi-channel images are encoded channel by channel (features concatenated).
 
     Parameters
     ----------
@@ -177,6 +180,10 @@ class MicroscopyFeatures(_Frozen):
     input_range
         Range of the images given to :meth:`forward`; mapped onto [-1, 1], the scale the network was
         trained on.
+    activation
+        ``relu`` (VGG's; version 1) or ``leaky_relu`` (slope 0.2; version 2: no input region is invisible).
+    pool
+        ``max`` (VGG's; version 1) or ``avg`` (version 2: every pixel reaches the output).
 
     Attributes
     ----------
@@ -190,22 +197,37 @@ class MicroscopyFeatures(_Frozen):
         Constructor arguments with ``name: "microscopy"``.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64), input_range: tuple[float, float] = (-1.0, 1.0)) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (16, 32, 64),
+        input_range: tuple[float, float] = (-1.0, 1.0),
+        activation: str = "relu",
+        pool: str = "max",
+    ) -> None:
         super().__init__()
+        if activation not in ("relu", "leaky_relu"):
+            raise ValueError(f"activation must be relu or leaky_relu, got {activation!r}")
+        if pool not in ("max", "avg"):
+            raise ValueError(f"pool must be max or avg, got {pool!r}")
         low, high = (float(v) for v in input_range)
         if not high > low:
             raise ValueError(f"input_range needs low < high, got {input_range}")
         widths = tuple(int(w) for w in widths)
         if not widths or min(widths) < 1:
             raise ValueError(f"widths must be positive, got {widths}")
-        self.spec = {"name": "microscopy", "widths": list(widths), "input_range": [low, high]}
+        self.spec = {"name": "microscopy", "widths": list(widths), "input_range": [low, high], "activation": activation}
+        self.spec["pool"] = pool
+
+        def act() -> nn.Module:
+            return nn.ReLU(inplace=True) if activation == "relu" else nn.LeakyReLU(0.2, inplace=True)
+
         layers: list[nn.Module] = []
         channels = 1
         for level, width in enumerate(widths):
             if level:
-                layers.append(nn.MaxPool2d(2, 2))
-            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
+                layers.append(nn.MaxPool2d(2, 2) if pool == "max" else nn.AvgPool2d(2, 2))
+            layers += [nn.Conv2d(channels, width, 3, padding=1), act()]
+            layers += [nn.Conv2d(width, width, 3, padding=1), act()]
             channels = width
         self.features = nn.Sequential(*layers)
         self.register_buffer("scale", torch.ones(widths[-1], 1, 1))
@@ -268,7 +290,11 @@ def load_microscopy_features(
         widths = tuple(json.loads(metadata.get("widths", "[16, 32, 64]")))
     except (TypeError, ValueError):
         raise InputError("feature network metadata 'widths' is not a JSON list", path) from None
-    network = MicroscopyFeatures(widths, input_range)
+    activation, pool = metadata.get("activation", "relu"), metadata.get("pool", "max")
+    try:
+        network = MicroscopyFeatures(widths, input_range, activation, pool)
+    except ValueError as exc:
+        raise InputError(f"feature network metadata: {exc}", path) from None
     try:
         network.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
