@@ -21,7 +21,7 @@ of the image's peak) onto [-1, 1] (version 2: onto a random ``[lo, hi]`` inside 
 at 5 to 500 photons (peak), and minimises the MSE of the reconstruction (gradient norm clipped at 1). Finally
 each feature channel is scaled to unit standard deviation over 64 clean training patches (channels that never
 vary get 0); ``--rescale FILE`` redoes only this last step on a trained file. ``--check FILE`` reports how well a
-content loss on a file's features pins an image down (:func:`check_inversion`; also printed after training).
+content loss on a file's features pins an image down (also printed after training).
 
 Run: ``python scripts/train_microscopy_features.py`` (3000 steps, about 9 minutes on one CPU thread); then update
 ``MICROSCOPY_FEATURES_SHA256`` in ``microrestore/nn/features.py`` with the printed sha256.
@@ -139,42 +139,13 @@ def batch(
     return noisy_out, clean_out
 
 
-def check_inversion(path: Path, steps: int = 600) -> str:
-    """How well a content loss on the network's features pins an image down.
+def check_inversion(path: Path) -> str:
+    """How well a content loss on the file's features pins an image down (``pixel_recovery``)."""
+    from microrestore.nn.features import load_microscopy_features, pixel_recovery
 
-    Four simulated filament fields: a sharp image and its blurred copy (Gaussian sigma 3 px), both scaled as COMI
-    scales a defocused input (the blurred peak at a third of [-1, 1]). The blurred image's pixels are optimised
-    (Adam, lr 0.01) to match the sharp image's features; the PSNR to the sharp image is reported along the way.
-    Pixel MSE itself would reach the sharp image exactly.
-    """
-    from scipy import ndimage
-
-    from microrestore.nn.features import load_microscopy_features
-    from microrestore.simulation.phantoms import filaments
-
-    rng = np.random.default_rng(5)
-    sharp = np.stack([ndimage.gaussian_filter(filaments((96, 96), rng), 1.0) for _ in range(4)])
-    blurred = np.stack([ndimage.gaussian_filter(image, 3.0) for image in sharp])
-    top = 3.0 * np.percentile(blurred, 99.9)
-    target, start = (torch.from_numpy((2 * a / top - 1).astype(np.float32))[:, None] for a in (sharp, blurred))
-    phi = load_microscopy_features(path)
-    with torch.no_grad():
-        wanted = phi(target)
-
-    def psnr(a: torch.Tensor) -> float:
-        return float(10 * torch.log10(4 / torch.mean((a.detach() - target) ** 2)))
-
-    x = start.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([x], lr=0.01)
-    report = [f"PSNR to the sharp image: start {psnr(x):.2f} dB"]
-    for step in range(1, steps + 1):
-        loss = torch.mean((phi(x) - wanted) ** 2)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step in (50, 200, steps):
-            report.append(f"{step} steps {psnr(x):.2f} dB (feature loss {float(loss.detach()):.2e})")
-    return ", ".join(report)
+    report = pixel_recovery(load_microscopy_features(path))
+    steps = ", ".join(f"{step} steps {value:.2f} dB" for step, value in report.items() if step)
+    return f"matching a sharp image's features from its blurred copy: PSNR {report[0]:.2f} dB, then {steps}"
 
 
 def main() -> None:
