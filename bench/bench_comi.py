@@ -72,8 +72,9 @@ RL_ITERATIONS = (2, 5, 15, 40)
 class Budget:
     """Shares what is left of the wall-clock budget evenly over the networks still to train.
 
-    Each family's step time is probed once (a 12-step run minus a 2-step run) and then replaced by the time per
-    step its last full run actually took, so a busy machine shortens the later runs instead of overrunning.
+    Each family's step time is probed once (a 12-step run minus a 2-step run, both after a 1-step warm-up run that
+    pays the one-time costs: imports, feature network, allocator) and then replaced by the time per step its last
+    full run actually took, so a busy machine shortens the later runs instead of overrunning.
     """
 
     def __init__(self, tmp: Path, deadline: float, runs: int, reserve_s: float) -> None:
@@ -86,11 +87,11 @@ class Budget:
     def _probe(self, family: str, run: Callable[[Path, int], Any]) -> float:
         if family not in self.step_s:
             times = []
-            for steps in (2, 12):
+            for steps in (1, 2, 12):
                 start = time.perf_counter()
                 run(self.tmp / f"probe-{family}-{steps}", steps)
                 times.append(time.perf_counter() - start)
-            self.step_s[family] = max((times[1] - times[0]) / 10, times[1] / 12 / 4)
+            self.step_s[family] = max((times[2] - times[1]) / 10, times[2] / 12 / 4)
         return self.step_s[family]
 
     def train(self, family: str, run: Callable[[Path, int], Any], out: Path) -> tuple[Path, int, float]:
