@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from microrestore.nn.features import MICROSCOPY_FEATURES_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from _report import publish  # noqa: E402
@@ -471,7 +473,8 @@ def main() -> None:
         f"{args.ngf} filters and {args.n_blocks} blocks, {args.patch} px patches, learning rate {args.lr:g} for "
         "the GANs (COMI's 1e-4 moves too little in so few steps); CARE with its defaults. CycleGAN is the "
         "`c2gan` method with `saliency_weight=0`; COMI uses the shipped "
-        "`microscopy` feature network (the ImageNet VGG-19 needs a download). RL uses the true PSF (pupil "
+        f"`microscopy` feature network (`{MICROSCOPY_FEATURES_FILE.name}`; the ImageNet VGG-19 needs a download). "
+        "RL uses the true PSF (pupil "
         "function at the image's defocus); its iterations are chosen on training fields from 2/5/15/40 "
         f"({', '.join(f'{d:g} um: {k}' for d, k in sim['rl_iterations'].items())}).",
         "",

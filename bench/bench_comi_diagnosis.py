@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from microrestore.nn.features import MICROSCOPY_FEATURES_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import bench_comi  # noqa: E402
@@ -107,8 +109,8 @@ def main() -> None:
         "fields at +/- each distance, + and - pooled); every network trains a fixed number of steps, so the rows "
         "compare what each part of COMI's design learns per step. COMI rows: ResNet generators with 8 filters "
         "and 3 blocks unless noted, 48 px patches, batch 4, lr 5e-4, weights 1e-3 : 1 : 1 : 1, the `microscopy` "
-        "feature network. 'generator, ...' rows train COMI's generator with the content term alone (adversarial, "
-        "cycle and identity weights 0).",
+        f"feature network (`{MICROSCOPY_FEATURES_FILE.name}`). 'generator, ...' rows train COMI's generator with "
+        "the content term alone (adversarial, cycle and identity weights 0).",
         "",
         head,
         "|---|---|---|" + "---|" * len(distances),
