@@ -124,6 +124,10 @@ def comi_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     }
 
 
+def care_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    return {"patch_size": args.patch, "checkpoint_every": 10_000, "validation_every": 10_000, **extra}
+
+
 def train_all(
     args: argparse.Namespace,
     budget: Budget,
@@ -159,8 +163,7 @@ def train_all(
         return api.train("c2gan", sources, out, target=targets, steps=steps, progress=False, config=config)
 
     def care(out: Path, steps: int) -> Path:
-        config = {"patch_size": args.patch, "checkpoint_every": 10_000, "validation_every": 10_000}
-        return api.train("care", sources, out, target=targets, steps=steps, progress=False, config=config)
+        return api.train("care", sources, out, target=targets, steps=steps, progress=False, config=care_config(args))
 
     runs: dict[str, tuple[str, Callable[[Path, int], Path]]] = {
         "comi": ("comi", comi({})),
@@ -474,8 +477,8 @@ def main() -> None:
         "the GANs (COMI's 1e-4 moves too little in so few steps); CARE with its defaults. CycleGAN is the "
         "`c2gan` method with `saliency_weight=0`; COMI uses the shipped "
         f"`microscopy` feature network (`{MICROSCOPY_FEATURES_FILE.name}`; the ImageNet VGG-19 needs a download). "
-        "RL uses the true PSF (pupil "
-        "function at the image's defocus); its iterations are chosen on training fields from 2/5/15/40 "
+        "RL uses the true PSF (pupil function at the image's defocus); its iterations are chosen on training "
+        "fields from 2/5/15/40 "
         f"({', '.join(f'{d:g} um: {k}' for d, k in sim['rl_iterations'].items())}).",
         "",
         f"**Simulated** (`microrestore.simulation` case `defocus`, {args.shape} x {args.shape} filaments, NA "

@@ -84,10 +84,8 @@ def main() -> None:
     )
     for i, (label, method, extra, long) in enumerate(VARIANTS):
         steps = args.long_steps if long else args.steps
-        if method == "care":
-            config = {"patch_size": SETTINGS.patch, "checkpoint_every": 10_000, "validation_every": 10_000, **extra}
-        else:
-            config = bench_comi.comi_config(SETTINGS, **extra)
+        config_of = bench_comi.care_config if method == "care" else bench_comi.comi_config
+        config = config_of(SETTINGS, **extra)
         t0 = time.perf_counter()
         model = api.train(
             method, data["sources"], tmp / f"m{i}", target=data["targets"], steps=steps, progress=False, config=config

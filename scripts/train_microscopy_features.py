@@ -197,19 +197,16 @@ def main() -> None:
     images += real
     print(f"{len(images)} training images ({len(real)} real), {time.perf_counter() - start:.0f} s", flush=True)
 
-    widths = (16, 32, 64)
     if args.rescale is not None:
         from safetensors import safe_open
 
+        from microrestore.nn.features import load_microscopy_features
+
         with safe_open(str(args.rescale), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
-            tensors = {k: handle.get_tensor(k) for k in handle.keys() if k != "scale"}
-        encoder = MicroscopyFeatures(
-            widths, activation=metadata.get("activation", "relu"), pool=metadata.get("pool", "max")
-        )
-        encoder.load_state_dict(tensors, strict=False)  # every weight; the scale is recomputed
-        write(encoder, images, args, metadata)
+        write(load_microscopy_features(args.rescale), images, args, metadata)  # the scale is recomputed
         return
+    widths = (16, 32, 64)
     encoder = MicroscopyFeatures(widths, activation=args.activation, pool=args.pool)
     encoder.requires_grad_(True)
     decoder = Decoder(widths)

@@ -225,16 +225,19 @@ def test_default_model_corrects_a_fresh_defocused_field(tmp_path: Path):
     """The bundled comi-defocus-2d on a field no recipe drew (seed 123) at 0.6 um: measured 21.6 -> 26.2 dB PSNR,
     PCC 0.69 -> 0.90, in the input's dtype and units, nothing saturated."""
     from microrestore import metrics
-    from microrestore.io import read_image
-    from microrestore.simulation import simulate
+    from tests.fresh_field import restore_fresh_field
 
-    simulate("defocus", tmp_path, n=1, seed=123, shape=(128, 128), defocus_um=(0.6,))
-    blurred = read_image(tmp_path / "defocus" / "field_000_dz+0.60.tif")
-    truth = np.asarray(read_image(tmp_path / "infocus_clean" / "field_000.tif").data, np.float32)
-    out = api.restore(blurred, "comi", dtype="same")
-    assert out.dtype == np.uint16 and out.shape == truth.shape
-    before = metrics.evaluate(np.asarray(blurred.data, np.float32), truth)
-    after = metrics.evaluate(out.astype(np.float32), truth)
+    out, before, after = restore_fresh_field(
+        tmp_path,
+        "defocus",
+        "comi",
+        "defocus/field_000_dz+0.60.tif",
+        "infocus_clean/field_000.tif",
+        seed=123,
+        shape=(128, 128),
+        defocus_um=(0.6,),
+    )
+    assert out.dtype == np.uint16
     assert after["psnr"] > before["psnr"] + 3.0
     assert after["pcc"] > 0.85 > 0.75 > before["pcc"]
     assert 0.9 < after["affine_scale"] < 1.1  # in the truth's units, not a rescaled image
