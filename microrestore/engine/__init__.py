@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "FixedNormalizer": "normalization",
     "MeanStdNormalizer": "normalization",
     "NormParams": "normalization",
+    "NoiseStabilizingNormalizer": "normalization",
+    "NoiseParams": "normalization",
     "normalizer_from_dict": "normalization",
     "NormalizerSpec": "normalization",
     "PatchSampler": "patches",

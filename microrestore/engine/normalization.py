@@ -1,6 +1,8 @@
-"""Intensity normalisers: percentile (CSBDeep), fixed factor (c²GAN), mean/std and background offset (TiS/SiS-rDL).
+"""Intensity normalisers: percentile (CSBDeep), fixed factor (c²GAN), mean/std, background offset (TiS/SiS-rDL)
+and the camera-independent noise-stabilising one (:class:`NoiseStabilizingNormalizer`, fitted on the image's own
+Poisson-Gaussian noise; non-affine, with its own :class:`NoiseParams`).
 
-Every normaliser is affine. ``fit(array)`` estimates its parameters, a :class:`NormParams` holding ``shift``
+The others are affine. ``fit(array)`` estimates its parameters, a :class:`NormParams` holding ``shift``
 and ``divisor`` (one value, or one per channel), and ``apply(array, params)`` returns
 ``(array - shift) / divisor`` as float32; ``invert`` maps network outputs back to the input's units.
 
@@ -439,7 +441,155 @@ class FixedNormalizer(_AffineNormalizer):
         return out
 
 
-Normalizer = PercentileNormalizer | FixedNormalizer | MeanStdNormalizer | BackgroundNormalizer
+class NoiseParams(BaseModel):
+    """Fitted parameters of :class:`NoiseStabilizingNormalizer`.
+
+    Attributes
+    ----------
+    gain
+        Slope of the noise variance in the image's units per unit of level (``var = gain * level + c``), 0 for
+        signal-independent noise.
+    base
+        Reference level (the image's background) that maps to 0.
+    variance
+        Noise variance at ``base`` (positive).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gain: float = Field(ge=0)
+    base: float
+    variance: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _finite(self) -> NoiseParams:
+        if not all(math.isfinite(v) for v in (self.gain, self.base, self.variance)):
+            raise ValueError("gain, base and variance must be finite")
+        return self
+
+    def to_dict(self) -> dict[str, float]:
+        """Return a JSON/YAML-serialisable dict."""
+        return {"gain": self.gain, "base": self.base, "variance": self.variance}
+
+
+def _fallback_noise(sample: np.ndarray) -> tuple[float, float]:
+    """Signal-independent noise variance from the median absolute difference of neighbours (gain 0)."""
+    x = np.asarray(sample, dtype=np.float64)
+    diffs = np.abs(np.diff(x.reshape(-1, x.shape[-1]), axis=-1)).ravel()
+    sigma = 1.4826 * float(np.median(diffs)) / math.sqrt(2.0) if diffs.size else 0.0
+    if not sigma > 0:
+        sigma = float(np.std(x)) or 1.0
+    return 0.0, sigma * sigma
+
+
+class NoiseStabilizingNormalizer(BaseModel):
+    """Camera-independent normalisation: the image's own Poisson-Gaussian noise model, stabilised to unit variance.
+
+    ``fit`` estimates the noise model ``var = gain * level + c`` from the image itself
+    (:func:`microrestore.engine.noise_model.estimate_poisson_gaussian`: flat blocks, robust line fit), so no
+    camera offset, gain or bit depth needs to be known. ``apply`` is a generalised Anscombe transform anchored
+    at the image's background ``b`` (its ``base_percentile``) with ``v_b`` the noise variance there::
+
+        y = 2 (x - b) / (sqrt(v_b + gain (x - b)) + sqrt(v_b)) / scale      for x >= b
+        y = (x - b) / sqrt(v_b) / scale                                     for x <  b
+
+    which is continuous with its slope, strictly increasing, and stays exact as ``gain`` tends to 0 (Gaussian
+    noise). The noise then has a standard deviation of about ``1 / scale`` at every level, for every camera,
+    offset, gain and photon count; only the signal's amplitude (about ``2 sqrt(photons) / scale``) still varies.
+    ``invert`` is the algebraic inverse, so outputs come back in the input's units exactly. A network trained to
+    map stabilised noisy images to stabilised clean images (the clean image transformed with the noisy image's
+    parameters) then predicts the clean level directly; no bias correction is needed.
+
+    Attributes
+    ----------
+    base_percentile
+        Percentile of the image used as the background level ``b`` (any level works; it sets the zero).
+    scale
+        Divisor that brings the stabilised values to about the unit range (noise ``1 / scale``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["noise"] = "noise"
+    base_percentile: float = Field(1.0, ge=0, le=50)
+    scale: float = Field(10.0, gt=0)
+
+    @property
+    def per_image(self) -> bool:
+        """Fitted on every image."""
+        return True
+
+    @property
+    def per_channel(self) -> bool:
+        """One noise model for the whole image."""
+        return False
+
+    def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> NoiseParams:
+        """Estimate the noise model and the background level of an image (or of several, pooled).
+
+        Parameters
+        ----------
+        array
+            One array (2D, or a stack whose last two axes are YX) or a sequence of them.
+        max_samples
+            Number of values looked at for the background percentile.
+
+        Returns
+        -------
+        NoiseParams
+            The fitted parameters; when too little of the image is flat to fit a line, the noise is taken as
+            signal-independent with the variance of neighbouring-pixel differences.
+        """
+        from microrestore.engine.noise_model import NoiseEstimationError, estimate_poisson_gaussian
+
+        arrays = [np.asarray(a) for a in array] if isinstance(array, list | tuple) else [array]
+        planes = [a for a in arrays if a.size]
+        if not planes:
+            raise InputError("cannot normalise an empty image")
+        values = np.concatenate([subsample(a, max_samples // len(planes)).ravel() for a in planes])
+        finite = values[np.isfinite(values)].astype(np.float64)
+        if finite.size == 0:
+            raise InputError("the image holds no finite values")
+        base = float(np.percentile(finite, self.base_percentile))
+        try:
+            gains, cs = [], []
+            for a in planes:
+                model = estimate_poisson_gaussian(a)
+                gains.append(model.gain)
+                cs.append(model.c)
+            gain, c = float(np.median(gains)), float(np.median(cs))
+        except NoiseEstimationError:
+            gain, c = _fallback_noise(subsample(planes[0], max_samples))
+        variance = gain * base + c
+        if not variance > 0:
+            # the line crosses zero above the background (a wrong intercept): keep the slope, floor the variance
+            _, floor = _fallback_noise(subsample(planes[0], max_samples))
+            variance = max(floor * 0.25, 1e-12)
+        return NoiseParams(gain=max(gain, 0.0), base=base, variance=variance)
+
+    def apply(self, array: np.ndarray, params: NoiseParams | None = None) -> np.ndarray:
+        """Stabilise ``array`` (float32 out; ``params`` fitted on ``array`` when omitted)."""
+        if params is None:
+            params = self.fit(array)
+        d = np.asarray(array, dtype=np.float64) - params.base
+        sv = math.sqrt(params.variance)
+        above = 2.0 * d / (np.sqrt(np.maximum(params.variance + params.gain * d, params.variance)) + sv)
+        out = np.where(d >= 0, above, d / sv) / self.scale
+        return out.astype(np.float32)
+
+    def invert(self, array: np.ndarray, params: NoiseParams) -> np.ndarray:
+        """Map stabilised values back to the input's units (the algebraic inverse of :meth:`apply`)."""
+        y = np.asarray(array, dtype=np.float64) * self.scale
+        sv = math.sqrt(params.variance)
+        d = np.where(y >= 0, y * sv + 0.25 * params.gain * y * y, y * sv)
+        return (d + params.base).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a YAML/JSON-serialisable dict that :func:`normalizer_from_dict` turns back into ``self``."""
+        return self.model_dump(mode="json")
+
+
+Normalizer = PercentileNormalizer | FixedNormalizer | MeanStdNormalizer | BackgroundNormalizer | NoiseStabilizingNormalizer
 #: Discriminated union for pydantic configuration schemas (``normalization: NormalizerSpec``).
 NormalizerSpec = Annotated[Normalizer, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[Normalizer] = TypeAdapter(NormalizerSpec)
@@ -451,7 +601,7 @@ def normalizer_from_dict(data: dict[str, Any]) -> Normalizer:
     Parameters
     ----------
     data
-        A dict with ``kind`` (``percentile``, ``fixed``, ``meanstd`` or ``background``) and the normaliser's fields.
+        A dict with ``kind`` (``percentile``, ``fixed``, ``meanstd``, ``background`` or ``noise``) and the normaliser's fields.
 
     Returns
     -------

@@ -42,6 +42,11 @@ class CareConfig(FNSMOptions):
     """Fraction of training after which the learning rate decays linearly to 10 % of its start."""
     loss: Literal["mae", "mse"] = "mae"
     """Training loss (CSBDeep uses MAE, the Laplace likelihood without uncertainty)."""
+    normalization: Literal["percentile", "noise"] = "percentile"
+    """Intensity normalisation: ``percentile`` (CSBDeep: each image's ``percentile_low``/``percentile_high`` mapped
+    to 0/1) or ``noise`` (camera-independent: each image's own Poisson-Gaussian noise model, fitted on the image,
+    stabilised to unit variance; see :class:`microrestore.engine.normalization.NoiseStabilizingNormalizer`). With
+    ``noise`` the targets always take their input's parameters."""
     percentile_low: float = Field(1.0, ge=0, lt=50)
     """Lower percentile of the normalisation."""
     percentile_high: float = Field(99.8, gt=50, le=100)

@@ -14,7 +14,7 @@ from microrestore import __version__
 from microrestore.configs import validate
 from microrestore.engine.datasets import check_pair_shapes, load_images, load_samples, pair_by_name, samples_from_image
 from microrestore.engine.modeldir import save_model
-from microrestore.engine.normalization import PercentileNormalizer
+from microrestore.engine.normalization import NoiseStabilizingNormalizer, PercentileNormalizer
 from microrestore.engine.patches import training_sampler
 from microrestore.engine.trainer import Trainer, constant_then_linear_decay, trainer_config
 from microrestore.errors import InputError
@@ -72,11 +72,15 @@ def train(request: TrainRequest) -> Path:
     targets = load_samples([p[1] for p in pairs], ndim=config.ndim, axes=request.axes)
     check_pair_shapes(pairs, sources, targets)
 
-    normalizer = PercentileNormalizer(low=config.percentile_low, high=config.percentile_high)
+    normalizer: NoiseStabilizingNormalizer | PercentileNormalizer
+    if config.normalization == "noise":
+        normalizer = NoiseStabilizingNormalizer()
+    else:
+        normalizer = PercentileNormalizer(low=config.percentile_low, high=config.percentile_high)
     src_norm, tgt_norm = [], []
     for s_list, t_list in zip(sources, targets):
         s_params = normalizer.fit(np.stack(s_list) if len(s_list) > 1 else s_list[0])
-        if config.target_normalization == "source":
+        if config.target_normalization == "source" or config.normalization == "noise":
             t_params = s_params
         else:
             t_params = normalizer.fit(np.stack(t_list) if len(t_list) > 1 else t_list[0])

@@ -1,0 +1,80 @@
+"""The camera-independent noise-stabilising normaliser and the broad simulation case it is trained on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from microrestore.engine.normalization import NoiseStabilizingNormalizer, normalizer_from_dict
+from microrestore.simulation import CameraModel, apply_camera, expected_counts, simulate
+
+
+def _field(photons: float, offset: float, gain: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[:128, :128]
+    density = 0.05 + 0.95 * (np.sin(xx / 9.0) ** 2) * (np.cos(yy / 13.0) ** 2)
+    camera = CameraModel(photons=photons, offset=offset, gain=gain, read_noise=1.5, background=1.0)
+    return apply_camera(density, camera, seed), expected_counts(density, camera)
+
+
+@pytest.mark.parametrize(("photons", "offset", "gain"), [(5, 100, 1.0), (50, 1000, 3.0), (300, 0, 0.5)])
+def test_noise_has_the_same_spread_for_every_camera(photons: float, offset: float, gain: float) -> None:
+    noisy, clean = _field(photons, offset, gain)
+    norm = NoiseStabilizingNormalizer()
+    params = norm.fit(noisy)
+    residual = norm.apply(noisy, params) - norm.apply(clean, params)
+    bright, dark = clean > np.percentile(clean, 80), clean < np.percentile(clean, 20)
+    # noise std 1 / scale = 0.1 at every level, whatever the camera's offset, gain and photon count
+    assert residual[bright].std() == pytest.approx(0.1, rel=0.2)
+    assert residual[dark].std() == pytest.approx(0.1, rel=0.2)
+
+
+def test_offset_and_gain_change_nothing_but_the_noise_draw() -> None:
+    norm = NoiseStabilizingNormalizer()
+    a_noisy, a_clean = _field(40, 100, 1.0)
+    b_noisy, b_clean = _field(40, 1500, 4.0)
+    a = norm.apply(a_clean, norm.fit(a_noisy))
+    b = norm.apply(b_clean, norm.fit(b_noisy))
+    # the same specimen and photon count look the same to a network, to within the noise-fit error
+    assert np.abs(a - b).max() < 0.15 * a.max()
+
+
+def test_invert_is_exact_and_keeps_units() -> None:
+    noisy, _ = _field(20, 500, 2.0)
+    norm = NoiseStabilizingNormalizer()
+    params = norm.fit(noisy)
+    values = np.linspace(noisy.min() - 50, noisy.max() + 50, 1000).astype(np.float32)
+    back = norm.invert(norm.apply(values, params), params)
+    np.testing.assert_allclose(back, values, rtol=1e-5, atol=1e-3)
+    stabilised = norm.apply(values, params)
+    assert np.all(np.diff(stabilised) > 0)  # strictly increasing, below the background too
+
+
+def test_gaussian_noise_is_the_zero_gain_limit() -> None:
+    rng = np.random.default_rng(1)
+    image = 300.0 + 5.0 * rng.standard_normal((128, 128))
+    norm = NoiseStabilizingNormalizer()
+    params = norm.fit(image)
+    assert params.gain < 0.05
+    assert norm.apply(image, params).std() == pytest.approx(0.1, rel=0.15)
+
+
+def test_round_trips_through_config() -> None:
+    norm = NoiseStabilizingNormalizer(base_percentile=2.0, scale=5.0)
+    assert normalizer_from_dict(norm.to_dict()) == norm
+
+
+def test_broad_case_draws_and_records_each_fields_conditions(tmp_path) -> None:
+    manifest = simulate("denoise-broad", tmp_path / "a", n=6, seed=5, shape=(48, 48), eight_bit=0.5)
+    again = simulate("denoise-broad", tmp_path / "b", n=6, seed=5, shape=(48, 48), eight_bit=0.5)
+    conds = [f["conditions"] for f in manifest["files"]]
+    assert conds == [f["conditions"] for f in again["files"]]
+    assert len({round(c["photons"], 6) for c in conds}) == 6
+    assert all(2.0 <= c["photons"] <= 500.0 and 0.0 <= c["offset"] <= 2000.0 for c in conds)
+    import tifffile
+
+    for f in manifest["files"]:
+        noisy = tifffile.imread(tmp_path / "a" / f["noisy"])
+        assert noisy.dtype == (np.uint8 if f["conditions"]["eight_bit"] else np.uint16)
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["case"] == "denoise-broad"
