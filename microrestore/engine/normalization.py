@@ -1,8 +1,8 @@
-"""Intensity normalisers: percentile (CSBDeep), fixed factor (c²GAN), mean/std, background offset (TiS/SiS-rDL)
-and the camera-independent noise-stabilising one (:class:`NoiseStabilizingNormalizer`, fitted on the image's own
-Poisson-Gaussian noise; non-affine, with its own :class:`NoiseParams`).
+"""Intensity normalisers: percentile, fixed factor, mean/std, background offset, and noise-stabilising.
 
-The others are affine. ``fit(array)`` estimates its parameters, a :class:`NormParams` holding ``shift``
+Percentile is CSBDeep's, the fixed factor c²GAN's, background offset TiS/SiS-rDL's; the camera-independent
+:class:`NoiseStabilizingNormalizer` is fitted on the image's own Poisson-Gaussian noise (non-affine, with its
+own :class:`NoiseParams`). The others are affine. ``fit(array)`` estimates its parameters, a :class:`NormParams` holding ``shift``
 and ``divisor`` (one value, or one per channel), and ``apply(array, params)`` returns
 ``(array - shift) / divisor`` as float32; ``invert`` maps network outputs back to the input's units.
 
@@ -589,7 +589,9 @@ class NoiseStabilizingNormalizer(BaseModel):
         return self.model_dump(mode="json")
 
 
-Normalizer = PercentileNormalizer | FixedNormalizer | MeanStdNormalizer | BackgroundNormalizer | NoiseStabilizingNormalizer
+Normalizer = (
+    PercentileNormalizer | FixedNormalizer | MeanStdNormalizer | BackgroundNormalizer | NoiseStabilizingNormalizer
+)
 #: Discriminated union for pydantic configuration schemas (``normalization: NormalizerSpec``).
 NormalizerSpec = Annotated[Normalizer, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[Normalizer] = TypeAdapter(NormalizerSpec)
@@ -601,7 +603,8 @@ def normalizer_from_dict(data: dict[str, Any]) -> Normalizer:
     Parameters
     ----------
     data
-        A dict with ``kind`` (``percentile``, ``fixed``, ``meanstd``, ``background`` or ``noise``) and the normaliser's fields.
+        A dict with ``kind`` (``percentile``, ``fixed``, ``meanstd``, ``background`` or ``noise``) and the
+        normaliser's fields.
 
     Returns
     -------

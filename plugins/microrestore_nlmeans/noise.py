@@ -1,4 +1,4 @@
-"""The Poisson-Gaussian noise model nl-means stabilises with; it lives in the core, :mod:`microrestore.engine.noise_model`."""
+"""The Poisson-Gaussian noise model nl-means stabilises with (it lives in :mod:`microrestore.engine.noise_model`)."""
 
 from __future__ import annotations
 
