@@ -3,13 +3,14 @@
 - :mod:`~microrestore.simulation.phantoms`: filaments, puncta, tubules, nuclei, mixed fields (2D and 3D).
 - :mod:`~microrestore.simulation.noise`: Poisson-Gaussian sCMOS camera model.
 - :mod:`~microrestore.simulation.cases`: data sets per task (``denoise``, ``defocus``, ``timelapse``,
-  ``zstack``, ``sim``)
+  ``zstack``, ``sim``) written as TIFF files with a ``manifest.json``; :func:`simulate` runs one.
 - :mod:`~microrestore.simulation.broad`: ``denoise-broad``, pairs over a broad distribution of photons,
-  cameras, optics, structures and bit depths (for generalist models) written as TIFF files with a ``manifest.json``; :func:`simulate` runs one.
+  cameras, optics, structures and bit depths (for generalist models).
 """
 
 from __future__ import annotations
 
+from microrestore.simulation import broad as _broad  # registers the denoise-broad case  # noqa: F401
 from microrestore.simulation.cases import (
     CASES,
     SimRawFrames,
@@ -19,7 +20,6 @@ from microrestore.simulation.cases import (
     sim_raw_frames,
     simulate,
 )
-from microrestore.simulation import broad as _broad  # registers the denoise-broad case  # noqa: F401
 from microrestore.simulation.noise import CameraModel, apply_camera, expected_counts, variance_counts
 from microrestore.simulation.phantoms import PHANTOMS, filaments, mixed, nuclei, puncta, tubules
 
