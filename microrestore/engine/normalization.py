@@ -4,7 +4,8 @@ Percentile is CSBDeep's, the fixed factor c²GAN's, background offset TiS/SiS-rD
 :class:`NoiseStabilizingNormalizer` is fitted on the image's own Poisson-Gaussian noise (non-affine, with its
 own :class:`NoiseParams`). The others are affine. ``fit(array)`` estimates its parameters, a
 :class:`NormParams` holding ``shift`` and ``divisor`` (one value, or one per channel), and
-``apply(array, params)`` returns ``(array - shift) / divisor`` as float32; ``invert`` maps network outputs back to the input's units.
+``apply(array, params)`` returns ``(array - shift) / divisor`` as float32; ``invert`` maps network outputs
+back to the input's units.
 
 A normaliser is a frozen pydantic model; ``to_dict()`` and :func:`normalizer_from_dict` round-trip it through
 the model folder's ``config.yaml``. ``per_image=True`` means the parameters are fitted on every image (at
