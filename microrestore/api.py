@@ -322,6 +322,9 @@ def _restore_one(
     from microrestore.io.lazy import is_lazy
 
     start = time.perf_counter()
+    if warn is not None and hasattr(predictor, "domain_warnings"):
+        for line in predictor.domain_warnings(image):
+            warn(line)
     out_dtype = output_dtype(image.data.dtype, dtype)
     nbytes = int(np.prod(image.data.shape)) * max(out_dtype.itemsize, 4)
     streamed = isinstance(image.data, np.memmap) or is_lazy(image.data) or nbytes > STREAM_BYTES

@@ -166,6 +166,15 @@ class NetworkPredictor:
         self._torch = torch
         self._compiled: Any = None
         self._tile_cap: int | None = None  # lowered after an out-of-memory error, for the images that follow
+        #: What the model was trained on (``provenance.domain``), checked by :meth:`domain_warnings`.
+        self.domain: dict[str, Any] | None = None
+        self.model_name = "the model"
+
+    def domain_warnings(self, image: Any) -> list[str]:
+        """Lines saying how ``image`` differs from the model's training data (see :mod:`microrestore.engine.domain`)."""
+        from microrestore.engine.domain import check
+
+        return check(self.domain, image, self.model_name)
 
     @classmethod
     def from_spec(
@@ -421,4 +430,7 @@ def load_network_model(
         raise InputError(f"method {method!r} has no default model; pass --model")
     bundle = load_model(resolve_model(reference), expected_method=method)
     network = bundle.build("net", build_network)
-    return NetworkPredictor.from_spec(network, bundle.network_specs["net"], bundle.normalization, options), bundle
+    predictor = NetworkPredictor.from_spec(network, bundle.network_specs["net"], bundle.normalization, options)
+    predictor.domain = bundle.provenance.get("domain") or None
+    predictor.model_name = str(reference)
+    return predictor, bundle

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from microrestore import __version__
 from microrestore.configs import validate
 from microrestore.engine.datasets import check_pair_shapes, load_images, load_samples, pair_by_name, samples_from_image
+from microrestore.engine.domain import describe
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.normalization import NoiseStabilizingNormalizer, PercentileNormalizer
 from microrestore.engine.patches import training_sampler
@@ -138,6 +139,7 @@ def train(request: TrainRequest) -> Path:
             "steps": config.steps,
             "source": [str(p[0]) for p in pairs],
             "target": [str(p[1]) for p in pairs],
+            "domain": describe(source_images),
         },
         metrics={**final, **fnsm_report(network)},
     )

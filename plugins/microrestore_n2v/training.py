@@ -18,6 +18,7 @@ import torch
 from microrestore import __version__
 from microrestore.configs import validate
 from microrestore.engine.datasets import load_images, samples_from_image
+from microrestore.engine.domain import describe
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.patches import fit_patch_shape, training_sampler
 from microrestore.engine.trainer import Trainer, constant_then_linear_decay, trainer_config
@@ -145,6 +146,7 @@ def train(request: TrainRequest) -> Path:
             "steps": config.steps,
             "steps_run": trainer.step,
             "source": [str(p) for p in request.source],
+            "domain": describe(images),
             "background": fitted,
             "masked_pixels_per_patch": round(math.prod(patch) * config.masked_percent / 100.0),
         },

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from microrestore import __version__
 from microrestore.configs import validate
 from microrestore.engine.datasets import load_images
+from microrestore.engine.domain import describe
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.patches import fit_patch_shape, training_sampler
 from microrestore.engine.trainer import Trainer, constant_then_linear_decay, trainer_config
@@ -239,6 +240,7 @@ def train(request: TrainRequest) -> Path:
             "steps": config.steps,
             "steps_run": trainer.step,
             "source": [str(p) for p in request.source],
+            "domain": describe(images),
             "background": fitted,
         },
         metrics={**final, **fnsm_report(network)},

@@ -189,3 +189,36 @@ def test_killed_training_resumes_to_the_same_step_count(sim, tmp_path):
     assert steps[-1] == 400
     assert steps == sorted(set(steps)), "duplicated or out-of-order rows after resume"
     assert (out / "weights.safetensors").exists()
+
+
+def test_model_records_its_training_domain(model):
+    from microrestore.engine.modeldir import load_model
+
+    domain = load_model(model).provenance["domain"]
+    low, high = domain["photons"]
+    # the fields were simulated at 20 photons at the brightest object pixel (plus background)
+    assert 8 < low <= high < 60
+    assert domain["dtypes"] == ["uint16"]
+
+
+def test_denoise_warns_once_on_an_input_far_outside_the_training_domain(cli, sim, model, tmp_path):
+    from microrestore.simulation import simulate
+
+    same = cli(
+        "denoise", sim / "noisy" / "field_000.tif", "-o", tmp_path / "same.tif", "--method", "care", "--model", model
+    )
+    assert same.exit_code == 0 and "trained on" not in same.output
+    simulate("denoise", tmp_path / "bright", n=1, seed=11, photons=2000, shape=(96, 96), offset=1000)
+    result = cli(
+        "denoise",
+        tmp_path / "bright" / "noisy" / "field_000.tif",
+        "-o",
+        tmp_path / "b.tif",
+        "--method",
+        "care",
+        "--model",
+        model,
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "trained on" in line]
+    assert len(lines) == 1 and "field_000.tif" in lines[0] and "nl-means" in lines[0]
