@@ -121,22 +121,20 @@ def score(pred: np.ndarray, truth: np.ndarray, affine: bool) -> float:
 
 
 def run_rows(rows: dict[str, tuple[str, str | None]], images: list[tuple[str, np.ndarray, np.ndarray, bool]]):
-    """PSNR per image and row, and the prediction time per row."""
+    """PSNR per image and row."""
     scores: dict[str, dict[str, float]] = {}
-    seconds: dict[str, float] = {}
     for name, noisy, truth, affine in images:
         scores[name] = {"raw": score(noisy.astype(np.float32), truth, affine)}
         for row, (method, model) in rows.items():
             try:
-                pred, dt = restore(method, model, noisy)
+                pred, _ = restore(method, model, noisy)
             except Exception as exc:  # a model that fails on an input is a result too
                 print(f"{row} failed on {name}: {exc}", file=sys.stderr)
                 scores[name][row] = float("nan")
                 continue
-            seconds[row] = seconds.get(row, 0.0) + dt
             scores[name][row] = score(pred, truth, affine)
         print(name, {k: round(v, 2) for k, v in scores[name].items()}, file=sys.stderr, flush=True)
-    return scores, seconds
+    return scores
 
 
 def speed(rows: dict[str, tuple[str, str | None]]) -> dict[str, float]:
@@ -207,7 +205,7 @@ def main() -> None:
             noisy, clean = simulate_cell(cell, Path(tmp), args.size)
             label = f"{cell['photons']} ph, offset {cell['offset']}, gain {cell['gain']:g}, {cell['structure']}"
             sim_images.append((label, noisy, clean, False))
-        sim_scores, sim_seconds = run_rows(rows, sim_images)
+        sim_scores = run_rows(rows, sim_images)
     real_scores: dict[str, dict[str, float]] = {}
     if not args.no_real and W2S.exists():
         from microrestore.io import read_image
@@ -220,7 +218,7 @@ def main() -> None:
         for level in (5.0, 20.0, 100.0):
             for stem, noisy, clean in bpae_noisy(level, int(level), 256):
                 bpae.append((f"BPAE {stem[10:]} {level:g} ph", noisy, clean, False))
-        real_scores, _ = run_rows(rows, w2s + bpae)
+        real_scores = run_rows(rows, w2s + bpae)
     mps = speed(rows)
 
     if args.json:
