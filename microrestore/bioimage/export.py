@@ -134,6 +134,11 @@ def _normalization_steps(normalization: dict[str, Any], axes: list[str]) -> tupl
     if kind == "meanstd":
         kwargs = v0_5.ZeroMeanUnitVarianceKwargs(axes=axis_ids, eps=1e-6)
         return [v0_5.ZeroMeanUnitVarianceDescr(kwargs=kwargs)], [], "normalized"
+    if kind == "noise":
+        raise MicrorestoreError(
+            "export of the camera-independent 'noise' normalisation is not supported: bioimage.io's pre-processing "
+            "cannot fit a noise model on each image; the model runs in microrestore (folder or zoo id)"
+        )
     raise MicrorestoreError(f"export of normalisation {kind!r} is not supported")
 
 
