@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from microrestore.cli.common import console, stdout
+from microrestore.cli.common import console
+from microrestore.cli.tables import Column, print_table
 from microrestore.errors import InputError
 
 
@@ -60,13 +60,11 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        table = Table(title=f"{prediction.name} vs {ground_truth.name}")
-        table.add_column("metric")
-        for name in rows:
-            table.add_column(name, justify="right")
-        for key in rows["prediction"]:
-            table.add_row(key, *(_fmt(values[key]) for values in rows.values()))
-        stdout.print(table)
+        columns = [Column("metric", "metric"), *(Column(name, name, justify="right") for name in rows)]
+        table = [
+            {"metric": key, **{name: _fmt(values[key]) for name, values in rows.items()}} for key in rows["prediction"]
+        ]
+        print_table(table, columns, title=f"{prediction.name} vs {ground_truth.name}")
     if figure is not None:
         console.print(f"figure written to {figure}")
 

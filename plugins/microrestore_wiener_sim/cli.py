@@ -7,13 +7,15 @@ rdl`` is ``rdl-sim``); ``estimate`` prints and saves the illumination parameters
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from microrestore.cli.common import console, parse_settings, stdout
+from microrestore.cli.common import console, parse_settings
+from microrestore.cli.tables import Column, print_table
 from microrestore.errors import InputError
 
 sim_app = typer.Typer(
@@ -38,6 +40,7 @@ _ORDER = typer.Option(
 )
 _AXES = typer.Option(None, "--axes", help="Axes of the input when its metadata lacks them (TYX, ZYX).")
 _DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
+_JSON = typer.Option(False, "--json", help="Print the parameters as JSON instead of a table.")
 
 
 def _optics_options(
@@ -121,6 +124,7 @@ def reconstruct(
     save_params: Path = typer.Option(None, "--save-params", help="Also write the parameters used (JSON)."),
     settings: list[str] = typer.Option(None, "--set", help="Other method options key=value (see docs/methods/sim.md)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the parameter table."),
+    as_json: bool = _JSON,
 ) -> None:
     """Reconstruct SR images (2x grid, half the pixel size) from raw SIM frames."""
     import numpy as np
@@ -143,8 +147,10 @@ def reconstruct(
     _show_warnings(caught)
     used = getattr(predictor, "last_params", None)
     if used is not None:
-        if not quiet:
-            stdout.print(params_table(used, options.params))
+        if as_json:
+            typer.echo(json.dumps(used.to_dict(), indent=2))
+        elif not quiet:
+            print_params(used, options.params)
         if save_params is not None:
             used.save(save_params)
     sr = np.asarray(sr)
@@ -185,6 +191,7 @@ def estimate(
     settings: list[str] = typer.Option(
         None, "--set", help="Other options key=value, e.g. estimation.k_tolerance=0.05."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the parameters as JSON (a list, one per stack)."),
 ) -> None:
     """Estimate the illumination parameters (wave vector, phase, modulation per orientation)."""
     from microrestore.configs import validate
@@ -205,50 +212,59 @@ def estimate(
         warnings.simplefilter("always")
         found = resolve_params(stacks, options, otf_used, pixel_nm, image.path)
     _show_warnings(caught)
-    for i, params in enumerate(found):
-        stdout.print(params_table(params, options.model_dump(), title=f"stack {i}" if len(found) > 1 else None))
+    if as_json:
+        typer.echo(json.dumps([params.to_dict() for params in found], indent=2))
+    for i, params in enumerate([] if as_json else found):
+        print_params(params, options.model_dump(), title=f"stack {i}" if len(found) > 1 else None)
     if output is not None:
         found[0].save(output)
         console.print(f"wrote {output}")
 
 
-def params_table(params: Any, options: dict[str, Any], title: str | None = None) -> Any:
-    """A rich table of the parameters, with ``|k|`` against the nominal ``2 NA_exc / lambda_exc``."""
-    from rich.table import Table
+#: The parameter table; phase and period give way first on a narrow terminal (``--json`` has every field).
+PARAM_COLUMNS = (
+    Column("#", "orientation", justify="right", block_label="orientation"),
+    Column("angle deg", "angle", justify="right"),
+    Column("|k| 1/um", "k", justify="right"),
+    Column("vs nominal", "versus", justify="right"),
+    Column("period nm", "period", justify="right", optional=True),
+    Column("phase rad", "phase", justify="right", optional=True),
+    Column("modulation", "modulation", justify="right"),
+    Column("fit", "fit", free_text=True),
+)
 
+
+def params_rows(params: Any, nominal: float | None) -> list[dict[str, str]]:
+    """One row of text per orientation: angle, ``|k|`` against ``nominal`` (1/um), period, phase, fit."""
+    px = params.pixel_size_nm
+    rows = []
+    for d, o in enumerate(params.orientations):
+        k_um = o.k_per_um(px) if px else None
+        quality = o.quality.get("peak_significance")
+        fit = (
+            f"fallback: {', '.join(o.fallback)}" if o.fallback else (f"ok (peak {quality:.1f})" if quality else "given")
+        )
+        rows.append(
+            {
+                "orientation": str(d),
+                "angle": f"{o.angle_deg:.3f}",
+                "k": f"{k_um:.4f}" if k_um else f"{o.k_cycles_per_pixel:.5f}/px",
+                "versus": f"{100 * (k_um / nominal - 1):+.2f}%" if (k_um and nominal) else "-",
+                "period": f"{o.period_nm(px):.1f}" if px else "-",
+                "phase": f"{o.phase_offset:+.3f}",
+                "modulation": f"{o.modulation:.3f}",
+                "fit": fit,
+            }
+        )
+    return rows
+
+
+def print_params(params: Any, options: dict[str, Any], title: str | None = None) -> None:
+    """Print the parameters as a table, with ``|k|`` against the nominal ``2 NA_exc / lambda_exc``."""
     from microrestore.sim.options import SIMOptions
 
     opts = SIMOptions.model_validate({k: v for k, v in options.items() if k in SIMOptions.model_fields})
     nominal = opts.nominal_k_per_um()
-    px = params.pixel_size_nm
     heading = f"SIM parameters ({params.source})" + (f" - {title}" if title else "")
-    table = Table(title=heading)
-    for column in (
-        "orientation",
-        "angle (deg)",
-        "|k| (1/um)",
-        "vs nominal",
-        "period (nm)",
-        "phase (rad)",
-        "modulation",
-    ):
-        table.add_column(column, justify="right")
-    table.add_column("fit", justify="left")
-    for d, o in enumerate(params.orientations):
-        k_um = o.k_per_um(px) if px else None
-        versus = f"{100 * (k_um / nominal - 1):+.2f}%" if (k_um and nominal) else "-"
-        quality = o.quality.get("peak_significance")
-        fit = ", ".join(f"fallback {f}" for f in o.fallback) or (f"ok (peak {quality:.1f})" if quality else "given")
-        table.add_row(
-            str(d),
-            f"{o.angle_deg:.3f}",
-            f"{k_um:.4f}" if k_um else f"{o.k_cycles_per_pixel:.5f}/px",
-            versus,
-            f"{o.period_nm(px):.1f}" if px else "-",
-            f"{o.phase_offset:+.3f}",
-            f"{o.modulation:.3f}",
-            fit,
-        )
-    if nominal:
-        table.caption = f"nominal |k| = 2 NA_exc / lambda_exc = {nominal:.4f}/um"
-    return table
+    notes = [f"nominal |k| = 2 NA_exc / lambda_exc = {nominal:.4f}/um"] if nominal else []
+    print_table(params_rows(params, nominal), PARAM_COLUMNS, title=heading, notes=notes)
