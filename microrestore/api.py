@@ -243,6 +243,15 @@ def _self_supervised_model(
         yield method.train(request)
 
 
+def planned_outputs(inputs: Sequence[str | Path], output: str | Path) -> list[tuple[Path, Path]]:
+    """``(input, output)`` file pairs of :func:`restore_files` (folders, globs expanded; output folders made)."""
+    from microrestore.io import expand_inputs, inputs_are_many, plan_outputs
+
+    items = [str(i) for i in inputs]
+    paths = expand_inputs(items)
+    return list(zip(paths, plan_outputs(paths, Path(output), many=inputs_are_many(items))))
+
+
 def restore_files(
     inputs: Sequence[str | Path],
     output: str | Path,
@@ -272,14 +281,11 @@ def restore_files(
     With ``self_supervised``, a self-supervised method is first trained on each input itself (its own model,
     within the given budget), then restores it; ``on_file`` is called before that training.
     """
-    from microrestore.io import expand_inputs, inputs_are_many, plan_outputs, read_image
+    from microrestore.io import read_image
 
     options = options or PredictOptions()
     found = get_method(method, task)
-    items = [str(i) for i in inputs]
-    paths = expand_inputs(items)
-    outputs = plan_outputs(paths, Path(output), many=inputs_are_many(items))
-    pairs = list(zip(paths, outputs))
+    pairs = planned_outputs(inputs, output)
     from microrestore.engine.ranks import env_world, shard_items
 
     _, world, local_rank = env_world()

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from microrestore.cli.common import console
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
 from microrestore.cli.tables import Column, print_table
 
 #: The method whose default model the demo shows, and the classical baseline shown beside it.
@@ -25,6 +26,7 @@ def demo(
     output: Path = typer.Option(Path("microrestore-demo"), "-o", "--output", help="Folder for the results."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON instead of a table."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Denoise a bundled low-light sample (simulated filaments, 16-bit camera counts) and score it."""
     import numpy as np
@@ -34,6 +36,8 @@ def demo(
     from microrestore.io.atomic import atomic_write_text
     from microrestore.plugins import PredictOptions
 
+    written = ("input.tif", f"restored_{DEMO_METHOD}.tif", f"restored_{BASELINE_METHOD}.tif", "metrics.json")
+    refuse_existing([output / name for name in (*written, "figure.png")], overwrite=overwrite)
     noisy = read_image(SAMPLE_DIR / "noisy.tif")
     clean = read_image(SAMPLE_DIR / "clean.tif")
     output.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from microrestore.cli.common import console
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
 from microrestore.cli.tables import Column, print_table
 from microrestore.errors import InputError
 
@@ -25,6 +26,7 @@ def evaluate(
     figure: Path = typer.Option(None, "--figure", help="Write a PNG figure (images, zoomed crops, histograms)."),
     axes: str = typer.Option(None, "--axes", help="Axes when metadata lacks them."),
     data_range: float = typer.Option(None, "--data-range", help="Data range for PSNR/SSIM (default: of the truth)."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """PSNR, SSIM, PCC and NRMSE, raw and after a least-squares affine fit (CARE's convention)."""
     import numpy as np
@@ -32,6 +34,7 @@ def evaluate(
     from microrestore import metrics
     from microrestore.io import check_finite, read_image
 
+    refuse_existing([figure], overwrite=overwrite)
     pred = read_image(prediction, axes=axes)
     gt = read_image(ground_truth, axes=axes)
     for image in (pred, gt):

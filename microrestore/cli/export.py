@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from microrestore.cli.common import console, parse_settings
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
 
 
 def add_commands(app: typer.Typer) -> None:
@@ -30,6 +31,7 @@ def export(
         help="Network to export: required for pipeline methods (rdl-sim: dfcan or denoiser, one package each); "
         "for other methods it must name the network prediction runs.",
     ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Export a model as a bioimage.io package; bioimageio.core's test_model must pass before it is written.
 
@@ -38,6 +40,7 @@ def export(
     """
     from microrestore.bioimage import export_model
 
+    refuse_existing([output], overwrite=overwrite)
     path = export_model(
         model,
         output,

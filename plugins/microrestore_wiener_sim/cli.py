@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from microrestore.cli.common import console, parse_settings
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
 from microrestore.cli.tables import Column, print_table
 from microrestore.errors import InputError
 
@@ -125,6 +126,7 @@ def reconstruct(
     settings: list[str] = typer.Option(None, "--set", help="Other method options key=value (see docs/methods/sim.md)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the parameter table."),
     as_json: bool = _JSON,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Reconstruct SR images (2x grid, half the pixel size) from raw SIM frames."""
     import numpy as np
@@ -134,6 +136,7 @@ def reconstruct(
     from microrestore.io import write_image
     from microrestore.plugins import PredictOptions
 
+    refuse_existing([output, save_params], overwrite=overwrite)
     found = _resolve_method(method)
     values = _optics_options(
         na, wavelength, pixel_size, na_exc, wavelength_exc, otf, otf_dk, order, settings, wiener=wiener, params=params
@@ -192,6 +195,7 @@ def estimate(
         None, "--set", help="Other options key=value, e.g. estimation.k_tolerance=0.05."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the parameters as JSON (a list, one per stack)."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Estimate the illumination parameters (wave vector, phase, modulation per orientation)."""
     from microrestore.configs import validate
@@ -200,6 +204,7 @@ def estimate(
     from microrestore.sim.otf import load_otf
     from microrestore.sim.reconstruct import raw_stacks, resolve_params
 
+    refuse_existing([output], overwrite=overwrite)
     values = _optics_options(na, wavelength, pixel_size, na_exc, wavelength_exc, otf, otf_dk, order, settings)
     options = validate(SIMOptions, values, "sim estimate options")
     if options.params is not None:

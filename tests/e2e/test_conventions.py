@@ -1,0 +1,121 @@
+"""Command-line conventions: flags read as flags, status on stderr and results on stdout, no silent overwrite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+
+def _image(path: Path, seed: int = 0, shape=(48, 48)) -> Path:
+    rng = np.random.default_rng(seed)
+    tifffile.imwrite(path, (rng.poisson(300.0, shape) + 100).astype(np.uint16))
+    return path
+
+
+def _command_paths():
+    import typer
+
+    from microrestore.cli.app import build_app
+
+    def walk(command, path):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(build_app()), []))
+
+
+def test_no_flag_is_shown_as_taking_a_bool(cli) -> None:
+    paths = _command_paths()
+    assert ["methods"] in paths and ["sim", "reconstruct"] in paths
+    for path in paths:
+        result = cli(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.output, f"microrestore {' '.join(path)} --help shows <bool>"
+        assert "-h" in result.output  # the short help option is still listed
+    flagged = cli("methods", "--help").output
+    assert "--json" in flagged
+
+
+def test_denoise_refuses_to_replace_an_output(cli, tmp_path: Path) -> None:
+    src = _image(tmp_path / "in.tif")
+    out = tmp_path / "out.tif"
+    args = ("denoise", src, "-o", out, "--method", "nl-means", "-q")
+    assert cli(*args).exit_code == 0
+    before = out.read_bytes()
+    out.write_bytes(b"mine")  # a file the user cares about
+    refused = cli(*args)
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1 and str(out) in refused.stderr
+    assert "--overwrite" in refused.stderr and "--skip-existing" in refused.stderr
+    assert out.read_bytes() == b"mine"
+    kept = cli(*args, "--skip-existing")
+    assert kept.exit_code == 0 and out.read_bytes() == b"mine"
+    both = cli(*args, "--skip-existing", "--overwrite")
+    assert both.exit_code == 2 and "contradict" in both.stderr
+    replaced = cli(*args, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert out.read_bytes() == before
+
+
+def test_folder_outputs_refused_by_name(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for i in range(3):
+        _image(folder / f"f{i}.tif", seed=i)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "f1.tif").write_bytes(b"old")
+    result = cli("denoise", folder, "-o", tmp_path / "out", "--method", "nl-means", "-q")
+    assert result.exit_code == 2 and "f1.tif" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f1.tif"]  # nothing written
+
+
+def test_other_writers_refuse_existing_outputs(cli, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_bytes(b"x")
+    raw = _image(tmp_path / "raw.tif")
+    for args in (
+        ("sim", "reconstruct", raw, "-o", taken),
+        ("sim", "estimate", raw, "-o", taken),
+        ("export", "care-demo-2d", "-o", taken),
+        ("evaluate", raw, raw, "--figure", taken),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "--overwrite" in result.stderr and str(taken) in result.stderr, args
+        assert taken.read_bytes() == b"x"
+
+
+def test_evaluate_overwrite_replaces_the_figure(cli, tmp_path: Path) -> None:
+    a = _image(tmp_path / "a.tif")
+    figure = tmp_path / "fig.png"
+    figure.write_bytes(b"x")
+    result = cli("evaluate", a, a, "--figure", figure, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_training_progress_goes_to_stderr(cli, tmp_path: Path) -> None:
+    for name in ("low", "high"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            _image(tmp_path / name / f"f{i}.tif", seed=i)
+    tiny = ["--set", "patch_size=16", "--set", "batch_size=2", "--set", "depth=1", "--set", "base_filters=4"]
+    result = cli("train", "care", "-s", tmp_path / "low", "-t", tmp_path / "high", "-o", tmp_path / "m",
+                 "--steps", "2", "--device", "cpu", *tiny)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "", f"status or progress on stdout: {result.stdout!r}"
+    assert "step" in result.stderr and "model written" in result.stderr
+
+
+def test_results_on_stdout_status_on_stderr(cli, tmp_path: Path) -> None:
+    a = _image(tmp_path / "a.tif")
+    result = cli("evaluate", a, a, "--json")
+    assert json.loads(result.stdout)["prediction"]["pcc"] == pytest.approx(1.0)
+    result = cli("denoise", a, "-o", tmp_path / "b.tif", "--method", "nl-means")
+    assert result.exit_code == 0 and result.stdout == "" and "wrote" in result.stderr
