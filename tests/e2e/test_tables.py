@@ -78,7 +78,7 @@ def test_methods_on_a_terminal_fit_its_width(cli, terminal, columns: int) -> Non
 
 
 def test_plugins_and_zoo_piped_and_at_80_columns(cli, terminal) -> None:
-    methods, plugins, models = _names()
+    _, plugins, models = _names()
     piped = cli("plugins")
     assert piped.exit_code == 0
     _whole(piped.stdout, plugins)
