@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -99,8 +101,16 @@ def test_evaluate_overwrite_replaces_the_figure(cli, tmp_path: Path) -> None:
     assert figure.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.fixture
+def group_umask():
+    """Run with umask 002 (a shared group folder), then restore the caller's."""
+    old = os.umask(0o002)
+    yield 0o664
+    os.umask(old)
+
+
 @pytest.mark.usefixtures("one_torch_thread")
-def test_training_progress_goes_to_stderr(cli, tmp_path: Path) -> None:
+def test_training_progress_on_stderr_and_files_with_the_umask(cli, tmp_path: Path, group_umask: int) -> None:
     for name in ("low", "high"):
         (tmp_path / name).mkdir()
         for i in range(2):
@@ -111,6 +121,13 @@ def test_training_progress_goes_to_stderr(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == "", f"status or progress on stdout: {result.stdout!r}"
     assert "step" in result.stderr and "model written" in result.stderr
+    files = [p for p in (tmp_path / "m").rglob("*") if p.is_file()]
+    assert {"weights.safetensors", "checkpoint-last.safetensors", "config.yaml"} <= {p.name for p in files}
+    for path in files:  # safetensors alone would write 0600
+        assert stat.S_IMODE(path.stat().st_mode) == group_umask, path
+    out = tmp_path / "denoised.tif"
+    assert cli("denoise", tmp_path / "low" / "f0.tif", "-o", out, "--method", "nl-means", "-q").exit_code == 0
+    assert stat.S_IMODE(out.stat().st_mode) == group_umask
 
 
 def test_results_on_stdout_status_on_stderr(cli, tmp_path: Path) -> None:
