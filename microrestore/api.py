@@ -324,10 +324,11 @@ def _restore_one(
     predictor: Predictor, image: Any, dst: Path, dtype: str | None, warn: Callable[[str], None] | None
 ) -> RestoreResult:
     from microrestore.engine.outputs import OutputSink
-    from microrestore.io import output_memmap, write_image
+    from microrestore.io import kept_metadata, output_memmap, write_image
     from microrestore.io.lazy import is_lazy
 
     start = time.perf_counter()
+    metadata = kept_metadata(image)
     out_dtype = output_dtype(image.data.dtype, dtype)
     nbytes = int(np.prod(image.data.shape)) * max(out_dtype.itemsize, 4)
     streamed = isinstance(image.data, np.memmap) or is_lazy(image.data) or nbytes > STREAM_BYTES
@@ -340,14 +341,16 @@ def _restore_one(
                 sink = OutputSink(array)
                 predictor.predict(image, out=sink)
     elif streamed and dst.name.lower().endswith((".tif", ".tiff")):
-        with output_memmap(dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size) as mm:
+        with output_memmap(
+            dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size, metadata=metadata
+        ) as mm:
             sink = OutputSink(mm)
             predictor.predict(image, out=sink)
     else:
         streamed = False
         sink = OutputSink(np.empty(image.data.shape, dtype=out_dtype))
         predictor.predict(image, out=sink)
-        write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size)
+        write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size, metadata=metadata)
     if sink.out_of_range and warn is not None:
         share = 100.0 * sink.out_of_range / max(1, int(np.prod(image.data.shape)))
         if np.issubdtype(out_dtype, np.integer):

@@ -14,7 +14,7 @@ import typer
 
 from microrestore import __version__
 from microrestore.cli import evaluate, export, listing, restore, simulate, train, zoo
-from microrestore.cli.common import console
+from microrestore.cli.common import cli_warnings, console
 from microrestore.cli.flags import flags_without_type
 from microrestore.errors import MicrorestoreError
 
@@ -86,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = build_app()
         command = flags_without_type(typer.main.get_command(app))
-        command.main(args=args, prog_name="microrestore", standalone_mode=False)
+        with cli_warnings():  # microrestore's warnings as one line each
+            command.main(args=args, prog_name="microrestore", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

@@ -93,7 +93,10 @@ def _resolve_method(name: str) -> Any:
         found = registry.methods.get(candidate)
         if found is not None and found.task == "sim":
             return found
-    raise InputError(f"unknown SIM method {name!r}; installed: {', '.join(sim_methods) or 'none'}")
+    from microrestore.suggest import did_you_mean
+
+    hint = did_you_mean(name, [*sim_methods, *(m.removesuffix("-sim") for m in sim_methods)])
+    raise InputError(f"unknown SIM method {name!r}{hint}; installed: {', '.join(sim_methods) or 'none'}")
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -133,7 +136,7 @@ def reconstruct(
 
     from microrestore import api
     from microrestore.engine.outputs import OutputSink
-    from microrestore.io import write_image
+    from microrestore.io import kept_metadata, write_image
     from microrestore.plugins import PredictOptions
 
     refuse_existing([output, save_params], overwrite=overwrite)
@@ -167,7 +170,7 @@ def reconstruct(
     )
     sizes = {"X": pixel_nm / 2000.0, "Y": pixel_nm / 2000.0} if pixel_nm else {}
     array = sink.array[0] if sink.array.shape[0] == 1 else sink.array
-    write_image(output, array, output_axes(sink.array.shape[0]), pixel_size=sizes)
+    write_image(output, array, output_axes(sink.array.shape[0]), pixel_size=sizes, metadata=kept_metadata(image))
     if sink.out_of_range:
         share = 100.0 * sink.out_of_range / sink.array.size
         console.print(
