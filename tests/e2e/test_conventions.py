@@ -136,3 +136,34 @@ def test_results_on_stdout_status_on_stderr(cli, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["prediction"]["pcc"] == pytest.approx(1.0)
     result = cli("denoise", a, "-o", tmp_path / "b.tif", "--method", "nl-means")
     assert result.exit_code == 0 and result.stdout == "" and "wrote" in result.stderr
+
+
+def test_export_of_your_own_model_needs_its_authors(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import microrestore.bioimage
+    from microrestore.cli import export
+
+    mine = tmp_path / "my-model"
+    mine.mkdir()
+    result = cli("export", mine, "-o", tmp_path / "p.zip")
+    assert result.exit_code == 2 and "--author" in result.stderr and str(mine) in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "p.zip").exists()
+
+    calls: list[dict] = []
+
+    def fake_export(model, output, **kw):
+        calls.append(kw)
+        Path(output).write_bytes(b"zip")
+        return Path(output)
+
+    monkeypatch.setattr(microrestore.bioimage, "export_model", fake_export)
+    monkeypatch.setattr(export, "_interactive", lambda: True)  # on a terminal: asked for
+    monkeypatch.setattr("sys.stdin", io.StringIO("Ada Lovelace, Alan Turing\n"))
+    assert cli("export", mine, "-o", tmp_path / "p.zip").exit_code == 0
+    assert calls[-1]["authors"] == ["Ada Lovelace", "Alan Turing"]
+    monkeypatch.setattr(export, "_interactive", lambda: False)
+    assert cli("export", mine, "-o", tmp_path / "q.zip", "--author", "Grace Hopper").exit_code == 0
+    assert calls[-1]["authors"] == ["Grace Hopper"]
+    assert cli("export", "care-demo-2d", "-o", tmp_path / "z.zip").exit_code == 0  # the zoo's authors
+    assert calls[-1]["authors"] is None
