@@ -216,8 +216,10 @@ def _check_outputs(kw: dict[str, Any]) -> None:
         raise InputError("--overwrite and --skip-existing contradict each other; give one")
     if not kw["skip_existing"]:
         from microrestore import api
+        from microrestore.engine.ranks import shard_items
 
-        outputs = [dst for _, dst in api.planned_outputs(kw["inputs"], kw["output"])]
+        # under torchrun a process checks only its own files: the others' appear while they run
+        outputs = [dst for _, dst in shard_items(api.planned_outputs(kw["inputs"], kw["output"]))]
         refuse_existing(outputs, overwrite=kw["overwrite"], skip_option=True)
 
 

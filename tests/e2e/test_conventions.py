@@ -167,3 +167,24 @@ def test_export_of_your_own_model_needs_its_authors(cli, tmp_path: Path, monkeyp
     assert calls[-1]["authors"] == ["Grace Hopper"]
     assert cli("export", "care-demo-2d", "-o", tmp_path / "z.zip").exit_code == 0  # the zoo's authors
     assert calls[-1]["authors"] is None
+
+
+def test_under_torchrun_a_process_checks_only_its_own_files(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for i in range(2):
+        _image(folder / f"f{i}.tif", seed=i)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f0.tif").write_bytes(b"rank 0 wrote this already")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    result = cli("denoise", folder, "-o", out, "--method", "nl-means", "-q", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert (out / "f1.tif").is_file() and (out / "f0.tif").read_bytes() == b"rank 0 wrote this already"
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert cli("denoise", folder, "-o", out, "--method", "nl-means", "-q", "--device", "cpu").exit_code == 2
