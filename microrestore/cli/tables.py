@@ -55,10 +55,9 @@ class Column:
 
 
 def cell(value: Any) -> str:
-    """The text of a cell: ``-`` for nothing, the value as text otherwise."""
-    if value is None or value == "":
-        return "-"
-    return str(value)
+    """The text of a cell on one line: ``-`` for nothing, the value as text otherwise (line breaks as spaces)."""
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text or "-"
 
 
 def print_table(
