@@ -38,3 +38,15 @@ def refuse_existing(paths: Iterable[Path | None], *, overwrite: bool, skip_optio
     more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
     keep = " or --skip-existing to keep it" if skip_option else ""
     raise InputError(f"output exists{more}; pass --overwrite to replace it{keep}", existing[0])
+
+
+def refuse_filled_folder(folder: Path, *, overwrite: bool) -> None:
+    """Raise :class:`InputError` when ``folder`` already holds files, unless ``overwrite``.
+
+    For commands that write a set of files into a folder (``simulate``): writing into a folder that holds an
+    earlier set would mix the two or replace files silently.
+    """
+    if overwrite or not folder.is_dir():
+        return
+    if any(folder.iterdir()):
+        raise InputError("the output folder is not empty; pass --overwrite to write into it", folder)

@@ -188,3 +188,16 @@ def test_under_torchrun_a_process_checks_only_its_own_files(
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert cli("denoise", folder, "-o", out, "--method", "nl-means", "-q", "--device", "cpu").exit_code == 2
+
+
+def test_simulate_refuses_a_filled_folder(cli, tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    args = ("simulate", "denoise", "-o", out, "--n", "1", "--set", "shape=[32,32]")
+    assert cli(*args).exit_code == 0
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    refused = cli(*args, "--seed", "5")
+    assert refused.exit_code == 2 and "--overwrite" in refused.stderr and str(out) in refused.stderr
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
+    assert cli(*args, "--seed", "5", "--overwrite").exit_code == 0
+    typo = cli("simulate", "denoize", "-o", tmp_path / "x")
+    assert typo.exit_code == 2 and "did you mean 'denoise'?" in typo.stderr
