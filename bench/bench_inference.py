@@ -244,6 +244,7 @@ def memory(model_dir: Path, work: Path, size: int, tile: int | None = None, kind
         "--device",
         "cpu",
         "--quiet",
+        "--overwrite",  # the same size is measured with several tiles
     ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)

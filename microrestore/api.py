@@ -243,6 +243,15 @@ def _self_supervised_model(
         yield method.train(request)
 
 
+def planned_outputs(inputs: Sequence[str | Path], output: str | Path) -> list[tuple[Path, Path]]:
+    """``(input, output)`` file pairs of :func:`restore_files` (folders, globs expanded; output folders made)."""
+    from microrestore.io import expand_inputs, inputs_are_many, plan_outputs
+
+    items = [str(i) for i in inputs]
+    paths = expand_inputs(items)
+    return list(zip(paths, plan_outputs(paths, Path(output), many=inputs_are_many(items))))
+
+
 def restore_files(
     inputs: Sequence[str | Path],
     output: str | Path,
@@ -272,14 +281,11 @@ def restore_files(
     With ``self_supervised``, a self-supervised method is first trained on each input itself (its own model,
     within the given budget), then restores it; ``on_file`` is called before that training.
     """
-    from microrestore.io import expand_inputs, inputs_are_many, plan_outputs, read_image
+    from microrestore.io import read_image
 
     options = options or PredictOptions()
     found = get_method(method, task)
-    items = [str(i) for i in inputs]
-    paths = expand_inputs(items)
-    outputs = plan_outputs(paths, Path(output), many=inputs_are_many(items))
-    pairs = list(zip(paths, outputs))
+    pairs = planned_outputs(inputs, output)
     from microrestore.engine.ranks import env_world, shard_items
 
     _, world, local_rank = env_world()
@@ -318,13 +324,14 @@ def _restore_one(
     predictor: Predictor, image: Any, dst: Path, dtype: str | None, warn: Callable[[str], None] | None
 ) -> RestoreResult:
     from microrestore.engine.outputs import OutputSink
-    from microrestore.io import output_memmap, write_image
+    from microrestore.io import kept_metadata, output_memmap, write_image
     from microrestore.io.lazy import is_lazy
 
     start = time.perf_counter()
     if warn is not None and hasattr(predictor, "domain_warnings"):
         for line in predictor.domain_warnings(image):
             warn(line)
+    metadata = kept_metadata(image)
     out_dtype = output_dtype(image.data.dtype, dtype)
     nbytes = int(np.prod(image.data.shape)) * max(out_dtype.itemsize, 4)
     streamed = isinstance(image.data, np.memmap) or is_lazy(image.data) or nbytes > STREAM_BYTES
@@ -337,14 +344,16 @@ def _restore_one(
                 sink = OutputSink(array)
                 predictor.predict(image, out=sink)
     elif streamed and dst.name.lower().endswith((".tif", ".tiff")):
-        with output_memmap(dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size) as mm:
+        with output_memmap(
+            dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size, metadata=metadata
+        ) as mm:
             sink = OutputSink(mm)
             predictor.predict(image, out=sink)
     else:
         streamed = False
         sink = OutputSink(np.empty(image.data.shape, dtype=out_dtype))
         predictor.predict(image, out=sink)
-        write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size)
+        write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size, metadata=metadata)
     if sink.out_of_range and warn is not None:
         share = 100.0 * sink.out_of_range / max(1, int(np.prod(image.data.shape)))
         if np.issubdtype(out_dtype, np.integer):

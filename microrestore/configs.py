@@ -12,14 +12,35 @@ from microrestore.errors import InputError
 Model = TypeVar("Model")
 
 
-def pydantic_message(exc: Any) -> str:
-    """Condense a pydantic ``ValidationError`` into one line: ``key: problem; key: problem``."""
+def pydantic_message(exc: Any, schema: Any = None) -> str:
+    """Condense a pydantic ``ValidationError`` into one line: ``key: problem; key: problem``.
+
+    With the ``schema`` (a pydantic model class), an unknown key gets the known keys it most likely meant.
+    """
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
-        msg = "unknown option" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
+        path = err.get("loc", ())
+        loc = ".".join(str(p) for p in path) or "value"
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown option" + _suggestion(schema, path)
+        else:
+            msg = err.get("msg", "invalid")
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
+
+
+def _suggestion(schema: Any, path: tuple[Any, ...]) -> str:
+    """`` (did you mean ...?)`` for the unknown key at ``path`` among the keys of its (nested) model."""
+    from microrestore.suggest import did_you_mean
+
+    model = schema
+    for part in path[:-1]:  # walk into nested models (optimizer.lr)
+        field = getattr(model, "model_fields", {}).get(part)
+        model = getattr(field, "annotation", None) if field is not None else None
+    fields = getattr(model, "model_fields", None)
+    if not fields or not path:
+        return ""
+    return did_you_mean(str(path[-1]), fields)
 
 
 def validate(schema: type[Model], values: Mapping[str, Any] | None, context: str) -> Model:
@@ -39,7 +60,7 @@ def validate(schema: type[Model], values: Mapping[str, Any] | None, context: str
     try:
         return schema(**dict(values or {}))
     except ValidationError as exc:
-        raise InputError(f"{context}: {pydantic_message(exc)}") from None
+        raise InputError(f"{context}: {pydantic_message(exc, schema)}") from None
     except TypeError as exc:  # non-string keys
         raise InputError(f"{context}: {exc}") from None
 

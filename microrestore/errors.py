@@ -29,3 +29,7 @@ class InputError(MicrorestoreError):
 
 class PluginError(MicrorestoreError):
     """A plugin failed to load or raised while it was called."""
+
+
+class MicrorestoreWarning(UserWarning):
+    """Something the user should know about an input or a result that is not an error (the CLI prints one line)."""

@@ -14,7 +14,8 @@ import typer
 
 from microrestore import __version__
 from microrestore.cli import evaluate, export, listing, restore, simulate, train, zoo
-from microrestore.cli.common import console
+from microrestore.cli.common import cli_warnings, console
+from microrestore.cli.flags import flags_without_type
 from microrestore.errors import MicrorestoreError
 
 HELP = """Deep-learning restoration of fluorescence microscopy images.
@@ -84,8 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("MICRORESTORE_DEBUG", "") not in ("", "0")
     try:
         app = build_app()
-        command = typer.main.get_command(app)
-        command.main(args=args, prog_name="microrestore", standalone_mode=False)
+        command = flags_without_type(typer.main.get_command(app))
+        with cli_warnings():  # microrestore's warnings as one line each
+            command.main(args=args, prog_name="microrestore", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from microrestore.errors import InputError
+from microrestore.errors import InputError, MicrorestoreWarning
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def cli_warnings() -> Iterator[None]:
+    """Within the block, microrestore's own warnings print as one ``Warning: ...`` line on stderr.
+
+    Other warnings are shown as Python would; the previous warning settings come back afterwards.
+    """
+    with warnings.catch_warnings():
+        original = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, MicrorestoreWarning):
+                from rich.text import Text
+
+                console.print(Text.assemble(("Warning:", "yellow"), " ", str(message)))
+            else:
+                original(message, category, *args, **kwargs)
+
+        warnings.simplefilter("default", MicrorestoreWarning)
+        warnings.showwarning = show
+        yield
 
 
 def parse_settings(items: list[str] | None, option: str = "--set") -> dict[str, Any]:

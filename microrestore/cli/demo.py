@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from microrestore.cli.common import console, stdout
+from microrestore.cli.common import console
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
+from microrestore.cli.tables import Column, print_table
 
 #: The method whose default model the demo shows, and the classical baseline shown beside it.
 DEMO_METHOD = "care"
@@ -24,6 +25,8 @@ def add_commands(app: typer.Typer) -> None:
 def demo(
     output: Path = typer.Option(Path("microrestore-demo"), "-o", "--output", help="Folder for the results."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON instead of a table."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Denoise a bundled low-light sample (simulated filaments, 16-bit camera counts) and score it."""
     import numpy as np
@@ -33,6 +36,8 @@ def demo(
     from microrestore.io.atomic import atomic_write_text
     from microrestore.plugins import PredictOptions
 
+    written = ("input.tif", f"restored_{DEMO_METHOD}.tif", f"restored_{BASELINE_METHOD}.tif", "metrics.json")
+    refuse_existing([output / name for name in (*written, "figure.png")], overwrite=overwrite)
     noisy = read_image(SAMPLE_DIR / "noisy.tif")
     clean = read_image(SAMPLE_DIR / "clean.tif")
     output.mkdir(parents=True, exist_ok=True)
@@ -51,13 +56,13 @@ def demo(
         output / "figure.png", restored[DEMO_METHOD], gt, input=np.asarray(noisy.data), title=f"{DEMO_METHOD} (demo)"
     )
     atomic_write_text(output / "metrics.json", json.dumps(results, indent=2))
-    table = Table(title="microrestore demo: denoising a simulated low-light image (vs ground truth)")
-    table.add_column("image")
-    for key in ("psnr", "ssim", "pcc", "nrmse"):
-        table.add_column(key.upper(), justify="right")
-    for name, values in results.items():
-        table.add_row(name, *(f"{values[k]:.4g}" for k in ("psnr", "ssim", "pcc", "nrmse")))
-    stdout.print(table)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    else:
+        keys = ("psnr", "ssim", "pcc", "nrmse")
+        columns = [Column("image", "image"), *(Column(k.upper(), k, justify="right") for k in keys)]
+        table = [{"image": name, **{k: f"{values[k]:.4g}" for k in keys}} for name, values in results.items()]
+        print_table(table, columns, title="microrestore demo: denoising a simulated low-light image (vs ground truth)")
     console.print(
         f"results in {output}/: restored_{DEMO_METHOD}.tif, restored_{BASELINE_METHOD}.tif, "
         f"metrics.json, {Path(figure).name}"

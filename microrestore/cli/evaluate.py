@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from microrestore.cli.common import console, stdout
+from microrestore.cli.common import console
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
+from microrestore.cli.tables import Column, print_table
 from microrestore.errors import InputError
 
 
@@ -25,6 +26,7 @@ def evaluate(
     figure: Path = typer.Option(None, "--figure", help="Write a PNG figure (images, zoomed crops, histograms)."),
     axes: str = typer.Option(None, "--axes", help="Axes when metadata lacks them."),
     data_range: float = typer.Option(None, "--data-range", help="Data range for PSNR/SSIM (default: of the truth)."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """PSNR, SSIM, PCC and NRMSE, raw and after a least-squares affine fit (CARE's convention)."""
     import numpy as np
@@ -32,6 +34,7 @@ def evaluate(
     from microrestore import metrics
     from microrestore.io import check_finite, read_image
 
+    refuse_existing([figure], overwrite=overwrite)
     pred = read_image(prediction, axes=axes)
     gt = read_image(ground_truth, axes=axes)
     for image in (pred, gt):
@@ -60,13 +63,11 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        table = Table(title=f"{prediction.name} vs {ground_truth.name}")
-        table.add_column("metric")
-        for name in rows:
-            table.add_column(name, justify="right")
-        for key in rows["prediction"]:
-            table.add_row(key, *(_fmt(values[key]) for values in rows.values()))
-        stdout.print(table)
+        columns = [Column("metric", "metric"), *(Column(name, name, justify="right") for name in rows)]
+        table = [
+            {"metric": key, **{name: _fmt(values[key]) for name, values in rows.items()}} for key in rows["prediction"]
+        ]
+        print_table(table, columns, title=f"{prediction.name} vs {ground_truth.name}")
     if figure is not None:
         console.print(f"figure written to {figure}")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from microrestore.cli.common import console, parse_settings
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
 
 
 def add_commands(app: typer.Typer) -> None:
@@ -19,7 +20,12 @@ def export(
     output: Path = typer.Option(..., "-o", "--output", help="Package to write (.zip)."),
     sample: Path = typer.Option(None, "--sample", help="Image for the test tensors and cover (default: demo)."),
     name: str = typer.Option(None, "--name", help="Model name (5-64 letters, digits, spaces, _+-())."),
-    author: list[str] = typer.Option(None, "--author", help="Author name (repeatable)."),
+    author: list[str] = typer.Option(
+        None,
+        "--author",
+        help="Author name (repeatable). Required for your own model (asked for on a terminal); zoo models name "
+        "their own authors.",
+    ),
     license: str = typer.Option(None, "--license", help="SPDX licence id (default: the model's or BSD-3-Clause)."),
     settings: list[str] = typer.Option(
         None, "--set", help="Method prediction option KEY=VALUE baked into the package (e.g. direction=BtoA)."
@@ -30,6 +36,7 @@ def export(
         help="Network to export: required for pipeline methods (rdl-sim: dfcan or denoiser, one package each); "
         "for other methods it must name the network prediction runs.",
     ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Export a model as a bioimage.io package; bioimageio.core's test_model must pass before it is written.
 
@@ -38,6 +45,8 @@ def export(
     """
     from microrestore.bioimage import export_model
 
+    refuse_existing([output], overwrite=overwrite)
+    author = author or _ask_authors(model)
     path = export_model(
         model,
         output,
@@ -49,3 +58,32 @@ def export(
         network=network,
     )
     console.print(f"bioimage.io package written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _interactive() -> bool:
+    import sys
+
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _ask_authors(model: str) -> list[str] | None:
+    """The authors of a user's own model: asked for on a terminal, else refused; ``None`` for a zoo model.
+
+    A package names its authors; without ``--author`` it would name microrestore's developers, who did not
+    train the user's model.
+    """
+    from microrestore.errors import InputError
+    from microrestore.zoo import entries
+
+    if model in entries():
+        return None  # a zoo model: the package names the zoo's authors
+    if _interactive():
+        answer = typer.prompt("Authors of this model (comma-separated)", err=True)
+        names = [name.strip() for name in answer.split(",") if name.strip()]
+        if names:
+            return names
+    raise InputError(
+        "give the model's authors with --author NAME (repeatable): the package names them, and this model is "
+        "yours, not the zoo's",
+        model,
+    )

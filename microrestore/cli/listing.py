@@ -5,9 +5,29 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
-from microrestore.cli.common import stdout
+from microrestore.cli.tables import Column, print_table
+
+#: ``--json`` on every command that prints a table.
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON (every field) instead of a table.")
+
+PLUGIN_COLUMNS = (
+    Column("plugin", "name"),
+    Column("version", "version"),
+    Column("module", "module", optional=True),
+    Column("hooks", "hooks", optional=True),
+    Column("status", "status", free_text=True, style=lambda text: "green" if text == "ok" else "red"),
+)
+
+METHOD_COLUMNS = (
+    Column("method", "name"),
+    Column("task", "task"),
+    Column("plugin", "plugin", optional=True),
+    Column("version", "version", optional=True),
+    Column("default model", "default_model"),
+    Column("trainable", "trainable"),
+    Column("summary", "summary", free_text=True),
+)
 
 
 def add_commands(app: typer.Typer) -> None:
@@ -16,7 +36,7 @@ def add_commands(app: typer.Typer) -> None:
     app.command("methods")(methods)
 
 
-def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+def plugins(as_json: bool = JSON_OPTION) -> None:
     """List installed plugins: name, version, hooks, and any load error."""
     from microrestore.plugins import get_host
 
@@ -25,19 +45,12 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="microrestore plugins")
-    for column in ("plugin", "version", "module"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("hooks")
-    table.add_column("status")
-    for row in rows:
-        status = f"[red]{row['error']}[/]" if row["error"] else "[green]ok[/]"
-        table.add_row(row["name"], row["version"], row["module"], ", ".join(row["hooks"]), status)
-    stdout.print(table)
+    shown = [{**row, "hooks": ", ".join(row["hooks"]), "status": row["error"] or "ok"} for row in rows]
+    print_table(shown, PLUGIN_COLUMNS, title="microrestore plugins")
 
 
 def methods(
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = JSON_OPTION,
     task: str = typer.Option(None, "--task", help="Only methods of this task (denoise, deblur, sim, restore)."),
 ) -> None:
     """List restoration methods: name, task, plugin, version, default model."""
@@ -61,18 +74,11 @@ def methods(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="microrestore methods")
-    for column in ("method", "task", "plugin", "version", "default model", "trainable"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("summary", ratio=1)
-    for r in rows:
-        table.add_row(
-            r["name"],
-            r["task"],
-            r["plugin"],
-            r["version"],
-            r["default_model"],
-            ("yes, self-supervised" if r["self_supervised"] else "yes") if r["trainable"] else "no",
-            r["summary"],
-        )
-    stdout.print(table)
+    shown = [{**r, "trainable": _trainable(r)} for r in rows]
+    print_table(shown, METHOD_COLUMNS, title="microrestore methods")
+
+
+def _trainable(row: dict[str, object]) -> str:
+    if not row["trainable"]:
+        return "no"
+    return "self-supervised" if row["self_supervised"] else "yes"

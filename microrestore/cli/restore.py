@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from microrestore.cli.common import console, parse_settings
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
 from microrestore.errors import InputError
 
 
@@ -38,6 +39,7 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         skip_existing: bool = typer.Option(
             False, "--skip-existing", help="Leave outputs that already exist (resume an interrupted run)."
         ),
+        overwrite: bool = OVERWRITE,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
         precision: str = typer.Option(
             "fp32", "--precision", help="Network precision: fp32, bf16, fp16 (CUDA) or auto (bf16 on CUDA)."
@@ -79,6 +81,7 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "dtype": dtype,
             "settings": settings,
             "skip_existing": skip_existing,
+            "overwrite": overwrite,
             "quiet": quiet,
             "precision": precision,
             "compile": compile_network,
@@ -94,7 +97,8 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         if check_nproc(nproc):
             from microrestore.cli.launch import launch_or_raise
 
-            launch_or_raise(nproc, _worker_args(task, kw))
+            _check_outputs(kw)  # here, once: the workers' own outputs appear while they run
+            launch_or_raise(nproc, _worker_args(task, {**kw, "overwrite": not skip_existing}))
             return
         _run(task, **kw)
 
@@ -113,7 +117,8 @@ def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
             args += [f"--{name.replace('_', '-')}", str(kw[name])]
     for item in kw["settings"] or []:
         args += ["--set", item]
-    flags = (("skip_existing", "--skip-existing"), ("quiet", "--quiet"), ("compile", "--compile"), ("tta", "--tta"))
+    flags = (("skip_existing", "--skip-existing"), ("overwrite", "--overwrite"), ("quiet", "--quiet"))
+    flags += (("compile", "--compile"), ("tta", "--tta"))
     for name, flag in (*flags, ("self_supervised", "--self-supervised")):
         args += [flag] if kw[name] else []
     return args
@@ -134,6 +139,7 @@ def _run(task: str, **kw: Any) -> None:
         raise InputError("--overlap must be >= 0 and --batch-size >= 1")
     params = parse_settings(kw["settings"])
     plan = _self_supervised_plan(kw, params)
+    _check_outputs(kw)
     options = PredictOptions(
         device=kw["device"],
         tile=kw["tile"],
@@ -189,7 +195,7 @@ def _run(task: str, **kw: Any) -> None:
             axes=kw["axes"],
             options=options,
             dtype=kw["dtype"],
-            overwrite=not kw["skip_existing"],
+            overwrite=not kw["skip_existing"],  # existing outputs were refused above unless --overwrite
             on_file=on_file,
             warn=functools.partial(_warn, progress),
             self_supervised=plan,
@@ -202,6 +208,19 @@ def _run(task: str, **kw: Any) -> None:
         console.print(
             f"wrote {result.output} {'x'.join(map(str, result.shape))} {result.dtype} in {result.seconds:.2f} s{mode}"
         )
+
+
+def _check_outputs(kw: dict[str, Any]) -> None:
+    """Refuse outputs that exist unless ``--overwrite`` or ``--skip-existing`` (not both) says what to do."""
+    if kw["overwrite"] and kw["skip_existing"]:
+        raise InputError("--overwrite and --skip-existing contradict each other; give one")
+    if not kw["skip_existing"]:
+        from microrestore import api
+        from microrestore.engine.ranks import shard_items
+
+        # under torchrun a process checks only its own files: the others' appear while they run
+        outputs = [dst for _, dst in shard_items(api.planned_outputs(kw["inputs"], kw["output"]))]
+        refuse_existing(outputs, overwrite=kw["overwrite"], skip_option=True)
 
 
 def _self_supervised_plan(kw: dict[str, Any], params: dict[str, Any]) -> Any:

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from microrestore.cli.common import console, stdout
+from microrestore.cli.listing import JSON_OPTION
+from microrestore.cli.tables import Column, print_table
 
 app = typer.Typer(help="The model zoo: list, inspect, pull, verify and rebuild models.", no_args_is_help=True)
 
@@ -19,7 +20,7 @@ def add_commands(root: typer.Typer) -> None:
 
 
 @app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_models(as_json: bool = JSON_OPTION) -> None:
     """List the zoo's models, which method each is the default of, and whether each is in the download cache."""
     from microrestore.plugins.manager import get_registry
     from microrestore.zoo import entries
@@ -46,23 +47,30 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    # version and licence are in ``zoo info`` and ``--json``; the table keeps ids whole on an 80-column terminal
-    # versions, descriptions and licences are in ``zoo info`` and ``--json``; the table fits 80 columns
-    table = Table(title="microrestore zoo")
-    for column in ("id", "method", "task", "default", "bundled", "cached"):
-        table.add_column(column, no_wrap=True)
-    for r in rows:
-        table.add_row(
-            r["id"],
-            r["method"],
-            r["task"],
-            "yes" if r["default_of"] else "",
-            "yes" if r["bundled"] else "no",
-            "-" if r["cached"] is None else r["cached"],
-        )
-    stdout.print(table)
-    if missing:
-        stdout.print(f"methods without a default model (train one, then pass --model): {', '.join(missing)}")
+    shown = [
+        {
+            **r,
+            "default_of": "yes" if r["default_of"] else "",
+            "bundled": "yes" if r["bundled"] else "no",
+            "cached": "-" if r["cached"] is None else r["cached"],
+        }
+        for r in rows
+    ]
+    note = f"methods without a default model (train one, then pass --model): {', '.join(missing)}"
+    print_table(shown, ZOO_COLUMNS, title="microrestore zoo", notes=[note] if missing else [])
+
+
+ZOO_COLUMNS = (
+    Column("id", "id"),
+    Column("method", "method"),
+    Column("task", "task"),
+    Column("default", "default_of"),
+    Column("bundled", "bundled"),
+    Column("cached", "cached"),
+    Column("version", "version", optional=True),
+    Column("license", "license", optional=True),
+    Column("description", "description", optional=True, free_text=True),
+)
 
 
 @app.command("info")

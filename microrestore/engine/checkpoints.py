@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from microrestore.engine.seeding import set_torch_rng_state, torch_rng_state
 from microrestore.errors import InputError, MicrorestoreError
-from microrestore.io.atomic import atomic_write_text, fsync_dir
+from microrestore.io.atomic import atomic_write_text, fsync_dir, user_file_mode
 
 LAST = "checkpoint-last"
 FORMAT = "microrestore-checkpoint"
@@ -90,6 +90,7 @@ def _save_tensors_durable(path: Path, tensors: dict[str, torch.Tensor], metadata
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    user_file_mode(path)  # safetensors writes 0600
     _fsync_file(path)
     return sha256_file(path)
 

@@ -81,7 +81,7 @@ class TrainingDisplay:
     description
         Label of the bar and the lines.
     file
-        Output stream (default: standard output).
+        Output stream (default: standard error: progress and status go there, results to standard output).
     force_terminal
         Override terminal detection (``True``: live bar, ``False``: plain lines).
     """
@@ -105,7 +105,7 @@ class TrainingDisplay:
         self.log_seconds = float(log_seconds)
         self.description = description
         self._file = file
-        self._console = Console(file=file if file is not None else sys.stdout, force_terminal=force_terminal)
+        self._console = Console(file=file if file is not None else sys.stderr, force_terminal=force_terminal)
         self.live = enabled and self._console.is_terminal
         self._progress: Progress | None = None
         self._task: TaskID | None = None

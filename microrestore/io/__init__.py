@@ -17,7 +17,7 @@ from microrestore.io.axes import (
     transpose_to,
 )
 from microrestore.io.dtypes import dtype_range, out_of_range_message, parse_dtype, to_dtype
-from microrestore.io.images import ImageData, check_finite, output_memmap, read_image, write_image
+from microrestore.io.images import ImageData, check_finite, kept_metadata, output_memmap, read_image, write_image
 from microrestore.io.inputs import IMAGE_SUFFIXES, expand_inputs, inputs_are_many, plan_outputs
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "expand_inputs",
     "fits_imagej_order",
     "inputs_are_many",
+    "kept_metadata",
     "normalize_axes",
     "out_of_range_message",
     "output_memmap",

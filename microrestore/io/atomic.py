@@ -17,7 +17,7 @@ from pathlib import Path
 
 from microrestore.errors import InputError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_dir", "temp_name"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_dir", "temp_name", "user_file_mode"]
 
 TMP_MARKER = ".tmp-"
 
@@ -39,6 +39,29 @@ def temp_name(path: Path) -> Path:
         candidate = path.parent / f".{path.name}{TMP_MARKER}{secrets.token_hex(4)}"
         if not os.path.lexists(candidate):
             return candidate
+
+
+def _umask() -> int:
+    """The process's umask: from ``/proc`` on Linux, else read by setting it and setting it back."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as status:
+            return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def user_file_mode(path: str | os.PathLike[str]) -> None:
+    """Give the file at ``path`` the permissions a plain ``open()`` would: ``0o666`` less the user's umask.
+
+    Some writers (safetensors among them) create files readable by their owner alone (``0600``); a model
+    written for a group to share must follow the user's umask like any other output. Nothing is done on
+    Windows or for what is not a regular file.
+    """
+    if os.name != "posix" or not os.path.isfile(path) or os.path.islink(path):
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~_umask())
 
 
 def _fsync_path(path: Path) -> None:
@@ -119,6 +142,7 @@ def atomic_path(
         yield target
         if not target.exists():
             raise FileNotFoundError(f"nothing was written to the temporary file {target}")
+        user_file_mode(target)
         if fsync:
             _fsync_path(target)
         old = None

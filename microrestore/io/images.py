@@ -31,6 +31,7 @@ from microrestore.io.axes import SPATIAL_AXES, default_axes, fits_imagej_order, 
 from microrestore.io.dtypes import iter_blocks
 from microrestore.io.lazy import LazyArray
 from microrestore.io.mrc import MRC_SUFFIXES, read_mrc, write_mrc
+from microrestore.io.pillow import PILLOW_SUFFIXES, read_pillow
 
 __all__ = [
     "MAX_ELEMENTS",
@@ -57,6 +58,8 @@ _IMAGEJ_KEYS = frozenset(
     "Info Labels Ranges LUTs Plot ROI Overlays Properties xunit yunit zunit cf c0 c1 vunit min max".split()
 )
 _SHAPED_KEYS = frozenset({"shape", "axes", "pixel_size"})
+#: Calibration of an ImageJ time-lapse (frame interval, its unit, playback rate): a restored image keeps them.
+TIME_KEYS = ("finterval", "tunit", "fps", "loop")
 OME_NAMESPACE = "microrestore"
 """Namespace of the OME map annotation holding the axes (with their size-1 dimensions)."""
 _METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -222,13 +225,16 @@ def _read_any(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
         if not _has_tiff_magic(path):
             raise InputError(
                 f"unsupported file type {''.join(path.suffixes[-1:]) or '(no suffix)'!r}; "
-                f"microrestore reads {', '.join(TIFF_SUFFIXES + MRC_SUFFIXES)} and the formats of "
+                f"microrestore reads {', '.join(TIFF_SUFFIXES + MRC_SUFFIXES + PILLOW_SUFFIXES)} and the formats of "
                 "installed plugins",
                 path,
             )
         kind = "tiff"
     if kind == "mrc":
         return _read_mrc_image(path, axes, memmap)
+    if kind == "pillow":
+        data, metadata = read_pillow(path)
+        return ImageData(data, _resolve_axes(None, axes, data.shape, path, "YX"), path, {}, metadata)
     return _read_tiff_image(path, axes, memmap)
 
 
@@ -238,6 +244,8 @@ def _format_of(path: Path) -> str | None:
         return "tiff"
     if name.endswith(MRC_SUFFIXES):
         return "mrc"
+    if name.endswith(PILLOW_SUFFIXES):
+        return "pillow"
     return None
 
 
@@ -593,6 +601,15 @@ def _tiff_metadata(tif: tifffile.TiffFile) -> dict[str, Any]:
     return metadata
 
 
+def kept_metadata(image: ImageData) -> dict[str, Any]:
+    """What a restored image keeps of its input's metadata besides axes and pixel sizes: the time calibration.
+
+    The frame interval (``finterval``), its unit (``tunit``) and the playback rate of an ImageJ time-lapse
+    describe the output as much as the input; other keys (display ranges, LUTs, acquisition notes) may not.
+    """
+    return {key: image.metadata[key] for key in TIME_KEYS if key in image.metadata}
+
+
 def check_finite(image: ImageData | np.ndarray, path: str | os.PathLike[str] | None = None) -> None:
     """Raise when the image holds NaN or Inf values; reads memory-mapped data block by block.
 
@@ -671,7 +688,7 @@ def write_image(
         with atomic_path(path) as tmp:
             write_mrc(tmp, data, axes, sizes)
         return path
-    if kind is None:
+    if kind is None or kind == "pillow":  # PNG/JPEG are read, never written (8-bit, or lossy)
         writer = _plugin_writer(path)
         if writer is None:
             raise InputError(
@@ -792,6 +809,7 @@ def output_memmap(
     dtype: np.dtype | type | str,
     axes: str,
     pixel_size: dict[str, float] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Iterator[np.memmap]:
     """Create an uncompressed TIFF and yield its pixels as a writable memmap; publish it only on success.
 
@@ -810,6 +828,8 @@ def output_memmap(
         One letter per dimension.
     pixel_size
         Micrometres per pixel along ``X``, ``Y``, ``Z``.
+    metadata
+        Extra key/value pairs, as for :func:`write_image`.
 
     Yields
     ------
@@ -829,7 +849,7 @@ def output_memmap(
         raise InputError("streamed output must be a .tif or .tiff file", path)
     _check_array(shape, dtype, path, allow_complex=False)
     sizes = _clean_pixel_size(pixel_size, axes)
-    options = _tiff_options(path, shape, dtype, axes, sizes, None)
+    options = _tiff_options(path, shape, dtype, axes, sizes, metadata)
     with atomic_path(path) as tmp:
         mapped = tifffile.memmap(tmp, shape=shape, dtype=dtype, **options)
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from microrestore.errors import InputError
+from microrestore.io.pillow import PILLOW_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "expand_inputs", "image_suffixes", "inputs_are_many", "plan_outputs"]
 
@@ -26,7 +27,7 @@ def _registry() -> Any:
 
 
 def image_suffixes() -> tuple[str, ...]:
-    """Return :data:`IMAGE_SUFFIXES` plus the suffixes of installed plugin readers (lower case).
+    """Return :data:`IMAGE_SUFFIXES`, the read-only PNG/JPEG suffixes and those of plugin readers (lower case).
 
     Returns
     -------
@@ -37,7 +38,7 @@ def image_suffixes() -> tuple[str, ...]:
     extra: list[str] = []
     for reader in getattr(registry, "readers", None) or []:
         extra.extend(s.lower() if s.startswith(".") else f".{s.lower()}" for s in reader.suffixes)
-    return tuple(dict.fromkeys((*IMAGE_SUFFIXES, *extra)))
+    return tuple(dict.fromkeys((*IMAGE_SUFFIXES, *PILLOW_SUFFIXES, *extra)))
 
 
 def _is_image(path: Path, suffixes: tuple[str, ...]) -> bool:

@@ -280,8 +280,10 @@ class Registry:
         """Return the method called ``name``; unknown names get the list of known ones."""
         found = self.methods.get(name)
         if found is None:
+            from microrestore.suggest import did_you_mean
+
             known = ", ".join(sorted(self.methods)) or "none (are the plugins installed?)"
-            raise InputError(f"unknown method {name!r}; known methods: {known}")
+            raise InputError(f"unknown method {name!r}{did_you_mean(name, self.methods)}; known methods: {known}")
         if task is not None and found.task != task and task != "restore":
             raise InputError(
                 f"method {name!r} is a {found.task} method, not {task}; use 'microrestore {found.task}' "

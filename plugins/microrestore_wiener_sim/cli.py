@@ -7,13 +7,16 @@ rdl`` is ``rdl-sim``); ``estimate`` prints and saves the illumination parameters
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from microrestore.cli.common import console, parse_settings, stdout
+from microrestore.cli.common import console, parse_settings
+from microrestore.cli.outputs import OVERWRITE, refuse_existing
+from microrestore.cli.tables import Column, print_table
 from microrestore.errors import InputError
 
 sim_app = typer.Typer(
@@ -38,6 +41,7 @@ _ORDER = typer.Option(
 )
 _AXES = typer.Option(None, "--axes", help="Axes of the input when its metadata lacks them (TYX, ZYX).")
 _DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
+_JSON = typer.Option(False, "--json", help="Print the parameters as JSON instead of a table.")
 
 
 def _optics_options(
@@ -89,7 +93,10 @@ def _resolve_method(name: str) -> Any:
         found = registry.methods.get(candidate)
         if found is not None and found.task == "sim":
             return found
-    raise InputError(f"unknown SIM method {name!r}; installed: {', '.join(sim_methods) or 'none'}")
+    from microrestore.suggest import did_you_mean
+
+    hint = did_you_mean(name, [*sim_methods, *(m.removesuffix("-sim") for m in sim_methods)])
+    raise InputError(f"unknown SIM method {name!r}{hint}; installed: {', '.join(sim_methods) or 'none'}")
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -121,15 +128,18 @@ def reconstruct(
     save_params: Path = typer.Option(None, "--save-params", help="Also write the parameters used (JSON)."),
     settings: list[str] = typer.Option(None, "--set", help="Other method options key=value (see docs/methods/sim.md)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the parameter table."),
+    as_json: bool = _JSON,
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Reconstruct SR images (2x grid, half the pixel size) from raw SIM frames."""
     import numpy as np
 
     from microrestore import api
     from microrestore.engine.outputs import OutputSink
-    from microrestore.io import write_image
+    from microrestore.io import kept_metadata, write_image
     from microrestore.plugins import PredictOptions
 
+    refuse_existing([output, save_params], overwrite=overwrite)
     found = _resolve_method(method)
     values = _optics_options(
         na, wavelength, pixel_size, na_exc, wavelength_exc, otf, otf_dk, order, settings, wiener=wiener, params=params
@@ -143,8 +153,10 @@ def reconstruct(
     _show_warnings(caught)
     used = getattr(predictor, "last_params", None)
     if used is not None:
-        if not quiet:
-            stdout.print(params_table(used, options.params))
+        if as_json:
+            typer.echo(json.dumps(used.to_dict(), indent=2))
+        elif not quiet:
+            print_params(used, options.params)
         if save_params is not None:
             used.save(save_params)
     sr = np.asarray(sr)
@@ -158,7 +170,7 @@ def reconstruct(
     )
     sizes = {"X": pixel_nm / 2000.0, "Y": pixel_nm / 2000.0} if pixel_nm else {}
     array = sink.array[0] if sink.array.shape[0] == 1 else sink.array
-    write_image(output, array, output_axes(sink.array.shape[0]), pixel_size=sizes)
+    write_image(output, array, output_axes(sink.array.shape[0]), pixel_size=sizes, metadata=kept_metadata(image))
     if sink.out_of_range:
         share = 100.0 * sink.out_of_range / sink.array.size
         console.print(
@@ -185,6 +197,8 @@ def estimate(
     settings: list[str] = typer.Option(
         None, "--set", help="Other options key=value, e.g. estimation.k_tolerance=0.05."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the parameters as JSON (a list, one per stack)."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Estimate the illumination parameters (wave vector, phase, modulation per orientation)."""
     from microrestore.configs import validate
@@ -193,6 +207,7 @@ def estimate(
     from microrestore.sim.otf import load_otf
     from microrestore.sim.reconstruct import raw_stacks, resolve_params
 
+    refuse_existing([output], overwrite=overwrite)
     values = _optics_options(na, wavelength, pixel_size, na_exc, wavelength_exc, otf, otf_dk, order, settings)
     options = validate(SIMOptions, values, "sim estimate options")
     if options.params is not None:
@@ -205,50 +220,59 @@ def estimate(
         warnings.simplefilter("always")
         found = resolve_params(stacks, options, otf_used, pixel_nm, image.path)
     _show_warnings(caught)
-    for i, params in enumerate(found):
-        stdout.print(params_table(params, options.model_dump(), title=f"stack {i}" if len(found) > 1 else None))
+    if as_json:
+        typer.echo(json.dumps([params.to_dict() for params in found], indent=2))
+    for i, params in enumerate([] if as_json else found):
+        print_params(params, options.model_dump(), title=f"stack {i}" if len(found) > 1 else None)
     if output is not None:
         found[0].save(output)
         console.print(f"wrote {output}")
 
 
-def params_table(params: Any, options: dict[str, Any], title: str | None = None) -> Any:
-    """A rich table of the parameters, with ``|k|`` against the nominal ``2 NA_exc / lambda_exc``."""
-    from rich.table import Table
+#: The parameter table; phase and period give way first on a narrow terminal (``--json`` has every field).
+PARAM_COLUMNS = (
+    Column("#", "orientation", justify="right", block_label="orientation"),
+    Column("angle deg", "angle", justify="right"),
+    Column("|k| 1/um", "k", justify="right"),
+    Column("vs nominal", "versus", justify="right"),
+    Column("period nm", "period", justify="right", optional=True),
+    Column("phase rad", "phase", justify="right", optional=True),
+    Column("modulation", "modulation", justify="right"),
+    Column("fit", "fit", free_text=True),
+)
 
+
+def params_rows(params: Any, nominal: float | None) -> list[dict[str, str]]:
+    """One row of text per orientation: angle, ``|k|`` against ``nominal`` (1/um), period, phase, fit."""
+    px = params.pixel_size_nm
+    rows = []
+    for d, o in enumerate(params.orientations):
+        k_um = o.k_per_um(px) if px else None
+        quality = o.quality.get("peak_significance")
+        fit = (
+            f"fallback: {', '.join(o.fallback)}" if o.fallback else (f"ok (peak {quality:.1f})" if quality else "given")
+        )
+        rows.append(
+            {
+                "orientation": str(d),
+                "angle": f"{o.angle_deg:.3f}",
+                "k": f"{k_um:.4f}" if k_um else f"{o.k_cycles_per_pixel:.5f}/px",
+                "versus": f"{100 * (k_um / nominal - 1):+.2f}%" if (k_um and nominal) else "-",
+                "period": f"{o.period_nm(px):.1f}" if px else "-",
+                "phase": f"{o.phase_offset:+.3f}",
+                "modulation": f"{o.modulation:.3f}",
+                "fit": fit,
+            }
+        )
+    return rows
+
+
+def print_params(params: Any, options: dict[str, Any], title: str | None = None) -> None:
+    """Print the parameters as a table, with ``|k|`` against the nominal ``2 NA_exc / lambda_exc``."""
     from microrestore.sim.options import SIMOptions
 
     opts = SIMOptions.model_validate({k: v for k, v in options.items() if k in SIMOptions.model_fields})
     nominal = opts.nominal_k_per_um()
-    px = params.pixel_size_nm
     heading = f"SIM parameters ({params.source})" + (f" - {title}" if title else "")
-    table = Table(title=heading)
-    for column in (
-        "orientation",
-        "angle (deg)",
-        "|k| (1/um)",
-        "vs nominal",
-        "period (nm)",
-        "phase (rad)",
-        "modulation",
-    ):
-        table.add_column(column, justify="right")
-    table.add_column("fit", justify="left")
-    for d, o in enumerate(params.orientations):
-        k_um = o.k_per_um(px) if px else None
-        versus = f"{100 * (k_um / nominal - 1):+.2f}%" if (k_um and nominal) else "-"
-        quality = o.quality.get("peak_significance")
-        fit = ", ".join(f"fallback {f}" for f in o.fallback) or (f"ok (peak {quality:.1f})" if quality else "given")
-        table.add_row(
-            str(d),
-            f"{o.angle_deg:.3f}",
-            f"{k_um:.4f}" if k_um else f"{o.k_cycles_per_pixel:.5f}/px",
-            versus,
-            f"{o.period_nm(px):.1f}" if px else "-",
-            f"{o.phase_offset:+.3f}",
-            f"{o.modulation:.3f}",
-            fit,
-        )
-    if nominal:
-        table.caption = f"nominal |k| = 2 NA_exc / lambda_exc = {nominal:.4f}/um"
-    return table
+    notes = [f"nominal |k| = 2 NA_exc / lambda_exc = {nominal:.4f}/um"] if nominal else []
+    print_table(params_rows(params, nominal), PARAM_COLUMNS, title=heading, notes=notes)

@@ -142,7 +142,7 @@ def test_one_pixel_images_restore_or_fail_in_one_line(cli, tmp_path: Path) -> No
         src = tmp_path / f"px{shape[1]}.tif"
         tifffile.imwrite(src, np.full(shape, 150, np.uint16))
         # A network method restores them (reflect padding of a one-pixel axis repeats the pixel) ...
-        result = cli("denoise", src, "-o", tmp_path / "care.tif", "--method", "care", "-q")
+        result = cli("denoise", src, "-o", tmp_path / "care.tif", "--method", "care", "-q", "--overwrite")
         assert result.exit_code == 0, result.output
         assert tifffile.imread(tmp_path / "care.tif").shape == shape
         # ... nl-means cannot estimate a noise model from them and says so.

@@ -50,13 +50,13 @@ def test_pipeline_export_without_network_names_the_networks_and_writes_nothing(c
     model = _rdl_sim_folder(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    result = cli("export", model, "-o", out / "rdl.zip")
+    result = cli("export", model, "-o", out / "rdl.zip", "--author", "Test Person")
     assert result.exit_code == 1
     message = [line for line in result.output.splitlines() if line.strip()]
     assert len(message) == 1, result.output
     assert "pipeline" in message[0] and "--network" in message[0]
     assert "dfcan" in message[0] and "denoiser" in message[0]
-    unknown = cli("export", model, "-o", out / "rdl.zip", "--network", "unet")
+    unknown = cli("export", model, "-o", out / "rdl.zip", "--network", "unet", "--author", "Test Person")
     assert unknown.exit_code == 2 and "dfcan, denoiser" in unknown.output and "'unet'" in unknown.output
     assert list(out.iterdir()) == []
 

@@ -356,8 +356,11 @@ def test_complex_tiff_refused(tmp_path):
 
 
 def test_unsupported_suffix(tmp_path):
-    (tmp_path / "x.png").write_bytes(b"\x89PNG....")
-    with pytest.raises(InputError, match=r"unsupported file type '\.png'"):
+    (tmp_path / "x.bmp").write_bytes(b"BM....")
+    with pytest.raises(InputError, match=r"unsupported file type '\.bmp'.*\.png"):
+        read_image(tmp_path / "x.bmp")
+    (tmp_path / "x.png").write_bytes(b"\x89PNG....")  # PNG is read through Pillow; a broken one is refused
+    with pytest.raises(InputError, match=r"x\.png: not a readable PNG/JPEG image"):
         read_image(tmp_path / "x.png")
 
 
