@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from microrestore.errors import InputError
+from microrestore.io.lazy import LazyArray
+from microrestore.io.rawfile import RawFileArray
 
 __all__ = ["MRC_SUFFIXES", "MrcHeader", "read_mrc", "read_mrc_header", "write_mrc"]
 
@@ -199,7 +201,7 @@ def read_mrc_header(path: str | os.PathLike[str]) -> MrcHeader:
     return header
 
 
-def read_mrc(path: str | os.PathLike[str], memmap: bool = False) -> tuple[np.ndarray, MrcHeader]:
+def read_mrc(path: str | os.PathLike[str], memmap: bool = False) -> tuple[np.ndarray | LazyArray, MrcHeader]:
     """Read the data of an MRC file.
 
     Parameters
@@ -207,18 +209,19 @@ def read_mrc(path: str | os.PathLike[str], memmap: bool = False) -> tuple[np.nda
     path
         The file.
     memmap
-        Return a read-only :class:`numpy.memmap` instead of reading into memory.
+        Return a read-only :class:`~microrestore.io.lazy.LazyArray` read on indexing (with ``pread``, see
+        :mod:`microrestore.io.rawfile`: a file truncated while in use gives an error, not ``SIGBUS``)
+        instead of reading into memory.
 
     Returns
     -------
-    tuple of numpy.ndarray and MrcHeader
-        The data (in the file's type; native byte order unless memory-mapped) and its header.
+    tuple of array and MrcHeader
+        The data (in the file's type; native byte order unless read lazily) and its header.
     """
     path = Path(path)
     header = read_mrc_header(path)
     if memmap:
-        data: np.ndarray = np.memmap(path, dtype=header.dtype, mode="r", offset=header.offset, shape=header.shape)
-        return data, header
+        return LazyArray(RawFileArray(path, header.dtype, header.shape, header.offset)), header
     with open(path, "rb") as fh:
         fh.seek(header.offset)
         data = np.fromfile(fh, dtype=header.dtype, count=prod(header.shape)).reshape(header.shape)
