@@ -30,7 +30,7 @@ from microrestore.io.atomic import atomic_path
 from microrestore.io.axes import SPATIAL_AXES, default_axes, fits_imagej_order, normalize_axes
 from microrestore.io.dtypes import iter_blocks
 from microrestore.io.lazy import LazyArray
-from microrestore.io.mrc import MRC_SUFFIXES, read_mrc, write_mrc
+from microrestore.io.mrc import MRC_SUFFIXES, check_mrc_writable, read_mrc, write_mrc
 from microrestore.io.rawfile import RawFileArray, reserve_space
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "TIFF_SUFFIXES",
     "ImageData",
     "check_finite",
+    "check_writable",
     "output_memmap",
     "read_image",
     "write_image",
@@ -716,6 +717,7 @@ def write_image(
     axes = normalize_axes(axes, data.shape, path=path)
     sizes = _clean_pixel_size(pixel_size, axes)
     kind = _format_of(path)
+    check_writable(path, tuple(data.shape), data.dtype, axes)
     if kind == "mrc":
         with atomic_path(path, size_hint=data.nbytes + 1024) as tmp:
             write_mrc(tmp, data, axes, sizes)
@@ -743,12 +745,39 @@ def write_image(
                 metadata=dict(metadata or {}),
             )
         return path
-    _check_array(tuple(data.shape), data.dtype, path, allow_complex=False)
     _check_compression(compression, data.dtype, path)
     options = _tiff_options(path, tuple(data.shape), data.dtype, axes, sizes, metadata)
     with atomic_path(path, size_hint=data.nbytes if compression is None else None) as tmp:
         tifffile.imwrite(tmp, data, compression=compression, **options)
     return path
+
+
+def check_writable(path: str | os.PathLike[str], shape: tuple[int, ...], dtype: Any, axes: str) -> None:
+    """Refuse, before any computation, an image that the format of ``path`` cannot hold.
+
+    Parameters
+    ----------
+    path
+        The destination (named in the message).
+    shape
+        The image's shape.
+    dtype
+        The data type to write.
+    axes
+        Its axes.
+
+    Raises
+    ------
+    InputError
+        MRC: a data type without an MRC mode, or not 2D/3D ending in ``YX``; TIFF: complex data or an
+        unsupported type. Plugin formats are checked by their writers.
+    """
+    path = Path(path)
+    kind = _format_of(path)
+    if kind == "mrc":
+        check_mrc_writable(shape, dtype, axes, path)
+    elif kind == "tiff":
+        _check_array(shape, np.dtype(dtype), path, allow_complex=False)
 
 
 def _check_compression(compression: str | None, dtype: np.dtype, path: Path) -> None:

@@ -23,7 +23,7 @@ from microrestore.errors import InputError
 from microrestore.io.lazy import LazyArray
 from microrestore.io.rawfile import RawFileArray
 
-__all__ = ["MRC_SUFFIXES", "MrcHeader", "read_mrc", "read_mrc_header", "write_mrc"]
+__all__ = ["MRC_SUFFIXES", "MrcHeader", "check_mrc_writable", "read_mrc", "read_mrc_header", "write_mrc"]
 
 MRC_SUFFIXES: tuple[str, ...] = (".mrc", ".st", ".ali")
 HEADER_BYTES = 1024
@@ -230,6 +230,39 @@ def read_mrc(path: str | os.PathLike[str], memmap: bool = False) -> tuple[np.nda
     return data, header
 
 
+def check_mrc_writable(shape: tuple[int, ...], dtype: Any, axes: str, path: str | os.PathLike[str]) -> int:
+    """Check that an MRC file can hold an image, before anything is computed or written.
+
+    Parameters
+    ----------
+    shape
+        The image's shape.
+    dtype
+        Its data type.
+    axes
+        Its axes.
+    path
+        The destination the user named (in the message).
+
+    Returns
+    -------
+    int
+        The MRC mode of ``dtype``.
+
+    Raises
+    ------
+    InputError
+        For data types MRC cannot hold and for images that are not 2D or 3D with axes ending in ``YX``.
+    """
+    dtype = np.dtype(dtype)
+    mode = _MODE_OF.get(dtype.str[1:]) if dtype.kind != "V" else None
+    if mode is None:
+        raise InputError(f"MRC files cannot hold {dtype.name} data; write a .tif or choose --dtype float32", path)
+    if len(shape) not in (2, 3) or not axes.endswith("YX"):
+        raise InputError(f"MRC files hold 2D or 3D images ending in YX, not axes {axes!r}", path)
+    return mode
+
+
 def write_mrc(
     path: str | os.PathLike[str],
     data: np.ndarray,
@@ -256,11 +289,7 @@ def write_mrc(
     """
     path = Path(path)
     dtype = np.dtype(data.dtype)
-    mode = _MODE_OF.get(dtype.str[1:]) if dtype.kind != "V" else None
-    if mode is None:
-        raise InputError(f"MRC files cannot hold {dtype.name} data; write a .tif or choose --dtype float32", path)
-    if data.ndim not in (2, 3) or not axes.endswith("YX"):
-        raise InputError(f"MRC files hold 2D or 3D images ending in YX, not axes {axes!r}", path)
+    mode = check_mrc_writable(data.shape, dtype, axes, path)
     nz, ny, nx = (1, *data.shape) if data.ndim == 2 else data.shape
     sizes = pixel_size or {}
     section = axes[0] if data.ndim == 3 else "Z"

@@ -197,6 +197,28 @@ def _member_digests(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo],
     return digests
 
 
+def _check_weights_record(folder: Path, weights_sha256: str, source: Path) -> None:
+    """Refuse a package whose weights do not match the sha256 its ``config.yaml`` records, naming the zip.
+
+    The model loader checks the same, but would name the extracted copy in the cache, which the user never
+    gave; a ``config.yaml`` that cannot be read is left to the loader's own messages.
+    """
+    import yaml
+
+    try:
+        weights = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))["weights"]
+        named = str(weights.get("file", "weights.safetensors"))
+        recorded = weights.get("sha256") if named == "weights.safetensors" else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, KeyError, AttributeError):
+        return
+    if recorded and str(recorded).lower() != weights_sha256:
+        raise InputError(
+            "weights.safetensors in the package is corrupt or was modified: its sha256 differs from the one "
+            "recorded in its config.yaml",
+            source,
+        )
+
+
 def packages_dir(cache_root: str | Path | None = None) -> Path:
     """Folder holding extracted packages: ``<cache>/packages`` (``cache_root`` or :func:`fetch.cache_dir`)."""
     if cache_root is not None:
@@ -261,6 +283,7 @@ def open_model_package(
             expected = _member_digests(archive, infos, path)
             actual = {n: _sha256_file(folder / n) if (folder / n).is_file() else "" for n in MODEL_MEMBERS}
             if actual == expected:
+                _check_weights_record(folder, actual["weights.safetensors"], path)
                 return folder
             _LOG.warning("the extracted copy of %s in %s differs from the package; extracting it again", path, folder)
             shutil.rmtree(folder, ignore_errors=True)
@@ -270,6 +293,7 @@ def open_model_package(
             budget = MAX_TOTAL_BYTES
             for name, info in infos.items():
                 budget -= _extract_member(archive, info, temp / name, budget, path)
+            _check_weights_record(temp, _sha256_file(temp / "weights.safetensors"), path)
             try:
                 os.replace(temp, folder)
             except OSError:
