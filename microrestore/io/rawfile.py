@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from microrestore.errors import InputError, MicrorestoreError
+from microrestore.io.atomic import write_error
 from microrestore.io.lazy import ArrayShape
 
 __all__ = ["RawFileArray", "reserve_space"]
@@ -92,8 +93,9 @@ class RawFileArray(ArrayShape):
 
     Indexing with integers and slices (steps allowed) reads a numpy array; assigning to such an index writes.
     A read that finds the file shorter than the array raises :class:`~microrestore.errors.InputError`
-    naming the file ("truncated while in use"), and any other ``OSError`` of a read does too; write errors
-    propagate as ``OSError`` for :func:`microrestore.io.atomic.atomic_path` to name the destination.
+    naming the file ("truncated while in use"), and any other ``OSError`` of a read does too; a failed write
+    raises the one-line error of :func:`microrestore.io.atomic.write_error` naming ``name`` (exit status 1
+    for a full disk), which plugins' predictors pass on unchanged.
 
     Parameters
     ----------
@@ -206,14 +208,17 @@ class RawFileArray(ArrayShape):
         block = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=self.dtype), shape)).reshape(full)
         offsets, run = _runs(ranges, self.shape, self.dtype.itemsize)
         buffer = memoryview(block.reshape(-1).view(np.uint8))
-        fd = self._handle()
-        for i, at in enumerate(offsets):
-            view, done = buffer[i * run : (i + 1) * run], 0
-            while done < len(view):
-                written = os.pwrite(fd, view[done : done + _MAX_IO], self.offset + at + done)
-                if written == 0:  # a regular file only writes nothing when its device is full
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                done += written
+        try:
+            fd = self._handle()
+            for i, at in enumerate(offsets):
+                view, done = buffer[i * run : (i + 1) * run], 0
+                while done < len(view):
+                    written = os.pwrite(fd, view[done : done + _MAX_IO], self.offset + at + done)
+                    if written == 0:  # a regular file only writes nothing when its device is full
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    done += written
+        except OSError as exc:  # raised inside plugins' predictors: an error they pass on unchanged
+            raise write_error(exc, self.name) from None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self[...]
