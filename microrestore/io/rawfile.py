@@ -173,14 +173,26 @@ class RawFileArray(ArrayShape):
     def __getitem__(self, index: Any) -> np.ndarray:
         ranges, kept = _index_ranges(index, self.shape)
         full = [len(r) for r in ranges]
-        out = np.empty(full, dtype=self.dtype)
+        last = ranges[-1] if ranges else range(0)
+        if len(last) > 1 and last.step != 1 and math.prod(full):
+            # A strided last axis: read the rows' span in one piece each and pick in memory, rather than one
+            # system call per element.
+            low = min(last[0], last[-1])
+            out = self._read([*ranges[:-1], range(low, max(last[0], last[-1]) + 1)])
+            out = np.take(out, [i - low for i in last], axis=-1)
+        else:
+            out = self._read(ranges)
+        return out.reshape([n for n, keep in zip(full, kept, strict=True) if keep])
+
+    def _read(self, ranges: list[range]) -> np.ndarray:
+        out = np.empty([len(r) for r in ranges], dtype=self.dtype)
         if out.size:
             offsets, run = _runs(ranges, self.shape, self.dtype.itemsize)
             buffer = memoryview(out.reshape(-1).view(np.uint8))
             fd = self._handle()
             for i, at in enumerate(offsets):
                 self._read_into(fd, buffer[i * run : (i + 1) * run], self.offset + at)
-        return out.reshape([n for n, keep in zip(full, kept, strict=True) if keep])
+        return out
 
     def _read_into(self, fd: int, view: memoryview, position: int) -> None:
         done = 0
