@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -129,6 +130,37 @@ def _process_start() -> float:
         return _IMPORTED
 
 
+_TEMP_PATTERN = re.compile(rf"^(.*){re.escape(TMP_MARKER)}[0-9a-f]{{{_TOKEN_HEX}}}$")
+_CANDIDATES: dict[str, dict[str, list[str]]] = {}  # folder -> stem -> leftovers older than this process
+_CANDIDATES_LOCK = threading.Lock()
+
+
+def _candidates(folder: Path) -> dict[str, list[str]]:
+    """Temporary names in ``folder`` last modified before this process started, by stem (listed once).
+
+    Only leftovers older than this process can be removed, so one listing per folder and process finds them
+    all: writing many outputs into one large folder lists it once, not once per output.
+    """
+    key = os.path.abspath(folder)
+    with _CANDIDATES_LOCK:
+        found = _CANDIDATES.get(key)
+        if found is not None:
+            return found
+        found = {}
+        started = None
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                match = _TEMP_PATTERN.match(entry.name)
+                if match is None:
+                    continue
+                started = _process_start() if started is None else started
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < started:
+                        found.setdefault(match.group(1), []).append(entry.name)
+        _CANDIDATES[key] = found
+        return found
+
+
 def clean_stale_temps(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Remove temporary leftovers of writes to ``paths`` that were killed (power cut, ``kill -9``).
 
@@ -140,41 +172,36 @@ def clean_stale_temps(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     Parameters
     ----------
     paths
-        Destination files; their folders are listed once each.
+        Destination files; their folders are listed once each per process (see :func:`_candidates`).
 
     Returns
     -------
     list of Path
         The leftovers removed.
     """
-    stems: dict[Path, set[str]] = {}
-    for item in paths:
-        path = Path(item)
-        stems.setdefault(path.parent, set()).add(_temp_stem(path))
     removed: list[Path] = []
     started: float | None = None
-    pattern = re.compile(rf"^(.*){re.escape(TMP_MARKER)}[0-9a-f]{{{_TOKEN_HEX}}}$")
-    for folder, wanted in stems.items():
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            match = pattern.match(entry.name)
-            if match is None or match.group(1) not in wanted:
-                continue
+    for item in paths:
+        path = Path(item)
+        stem = _temp_stem(path)
+        names = _candidates(path.parent).get(stem)
+        for name in list(names or ()):
+            leftover = path.parent / name
             started = _process_start() if started is None else started
             with contextlib.suppress(OSError):
-                if entry.stat(follow_symlinks=False).st_mtime >= started or entry.is_symlink():
+                if leftover.is_symlink() or leftover.stat().st_mtime >= started:
                     continue
-                fd = _open_locked(Path(entry.path), create=False)
-                if fd is None:
+                fd = _open_locked(leftover, create=False)
+                if fd is None:  # in use
                     continue
                 try:
-                    _remove(Path(entry.path))
+                    _remove(leftover)
                 finally:
                     os.close(fd)
-                removed.append(Path(entry.path))
+                removed.append(leftover)
+            if not os.path.lexists(leftover):
+                with _CANDIDATES_LOCK:
+                    names.remove(name)
     return removed
 
 

@@ -23,6 +23,7 @@ import errno
 import itertools
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from microrestore.io.lazy import ArrayShape
 
 __all__ = ["RawFileArray", "reserve_space"]
 
+_OPENING = threading.Lock()
 _MAX_IO = 1 << 30  # bytes per system call (Linux moves at most ~2 GiB per call)
 
 
@@ -141,6 +143,12 @@ class RawFileArray(ArrayShape):
         return self._handle()
 
     def _handle(self) -> int:
+        if self._fd is not None:
+            return self._fd
+        with _OPENING:  # threads reading tiles open the file once
+            return self._open()
+
+    def _open(self) -> int:
         if self._fd is None:
             flags = (os.O_RDWR if self.writable else os.O_RDONLY) | getattr(os, "O_BINARY", 0)
             try:
