@@ -251,7 +251,7 @@ def test_input_truncated_while_in_use(tmp_path: Path, suffix: str) -> None:
 
 def test_lazy_read_of_a_truncated_file_is_an_error_not_a_signal(tmp_path: Path) -> None:
     path = tmp_path / "big.tif"
-    tifffile.imwrite(path, _image((4, 128, 128)), photometric="minisblack")
+    tifffile.imwrite(path, _image((4, 128, 128)), photometric="minisblack", metadata={"axes": "ZYX"})
     image = read_image(path, memmap=True)
     np.testing.assert_array_equal(image.data[1], _image((4, 128, 128))[1])
     os.truncate(path, 20_000)
