@@ -124,6 +124,8 @@ def check_image(image: Any) -> None:
         raise InputError(f"empty image (shape {tuple(image.data.shape)})", image.path)
     if not (np.issubdtype(image.data.dtype, np.number) or image.data.dtype == bool):
         raise InputError(f"unsupported pixel type {image.data.dtype}", image.path)
+    if image.data.dtype.kind == "c":  # MRC mode 4 (OTFs): no method restores complex values
+        raise InputError(f"complex data ({image.data.dtype}) cannot be restored; give a real-valued image", image.path)
     check_finite(image)
 
 
@@ -282,6 +284,8 @@ def restore_files(
     within the given budget), then restores it; ``on_file`` is called before that training.
     """
     from microrestore.io import read_image
+    from microrestore.io.atomic import clean_stale_temps
+    from microrestore.io.images import check_writable
 
     options = options or PredictOptions()
     found = get_method(method, task)
@@ -297,7 +301,9 @@ def restore_files(
             if torch.cuda.is_available():
                 options.device = f"cuda:{local_rank % torch.cuda.device_count()}"
     if not overwrite:
-        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]  # finished: outputs appear only when complete
+        done = [dst for _, dst in pairs if dst.exists()]  # finished: outputs appear only when complete
+        clean_stale_temps(done)  # and leftovers of killed runs that wrote them are no longer needed
+        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
     if not pairs:
         return []
     if self_supervised is None:
@@ -311,6 +317,7 @@ def restore_files(
         big = src.stat().st_size > STREAM_BYTES
         image = read_image(src, axes=axes, memmap=True if big else None)
         check_image(image)
+        check_writable(dst, tuple(image.data.shape), output_dtype(image.data.dtype, dtype), image.axes)
         if self_supervised is None:
             results.append(_restore_one(predictor, image, dst, dtype, warn))
             continue

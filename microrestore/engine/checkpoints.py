@@ -201,6 +201,74 @@ def has_checkpoint(directory: str | Path, name: str = LAST) -> bool:
     return (Path(directory) / f"{name}.json").is_file()
 
 
+def finish_interrupted_save(directory: str | Path, name: str = LAST) -> bool:
+    """Complete a save killed before its record ``<name>.json`` was renamed into place (the very first save).
+
+    A save writes ``<name>.safetensors.partial`` and ``<name>.json.partial``, then renames the tensors and
+    the record. When ``<name>.json`` is missing but the ``.partial`` record is complete and its sha256
+    matches the tensor file (renamed or still ``.partial``), the renames are finished now. Anything else is
+    left untouched.
+
+    Parameters
+    ----------
+    directory
+        Checkpoint folder.
+    name
+        ``checkpoint-last`` (kept checkpoints are written by a different path).
+
+    Returns
+    -------
+    bool
+        True when ``<name>.json`` exists afterwards (it already did, or the save was finished).
+    """
+    directory = Path(directory)
+    record_path = directory / f"{name}.json"
+    if record_path.is_file():
+        return True
+    record_partial = directory / f"{name}.json.partial"
+    if not record_partial.is_file():
+        return False
+    try:
+        record = _read_record(record_partial)
+    except InputError:
+        return False
+    tensors_name = str(record.get("tensors", ""))
+    if tensors_name != f"{name}.safetensors":
+        return False
+    final = directory / tensors_name
+    tensor_partial = directory / f"{tensors_name}.partial"
+    for candidate in (tensor_partial, final):
+        if candidate.is_file() and sha256_file(candidate) == record.get("sha256"):
+            if candidate != final:
+                os.replace(candidate, final)
+            os.replace(record_partial, record_path)
+            fsync_dir(directory)
+            return True
+    return False
+
+
+def interrupted_save_leftovers(directory: str | Path, name: str = LAST) -> list[Path]:
+    """The ``.partial`` files of a save that was killed and cannot be finished (see :func:`finish_interrupted_save`).
+
+    Parameters
+    ----------
+    directory
+        Checkpoint folder.
+    name
+        Checkpoint name.
+
+    Returns
+    -------
+    list of Path
+        The leftovers present, when ``<name>.json`` does not exist; empty otherwise.
+    """
+    directory = Path(directory)
+    if (directory / f"{name}.json").is_file():
+        return []
+    names = (f"{name}.safetensors.partial", f"{name}.json.partial")
+    return [directory / n for n in names if (directory / n).is_file()]
+
+
 def save_checkpoint(
     directory: str | Path,
     step: int,
@@ -320,7 +388,7 @@ def _read_record(path: Path) -> dict[str, Any]:
 
 def _verified_record(directory: Path, name: str) -> tuple[dict[str, Any], Path]:
     record_path = directory / f"{name}.json"
-    if not record_path.is_file():
+    if not finish_interrupted_save(directory, name):
         raise InputError(f"no checkpoint to resume from ({record_path.name} is missing)", directory)
     record = _read_record(record_path)
     tensors_name = str(record.get("tensors", ""))

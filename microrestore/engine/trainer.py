@@ -34,6 +34,7 @@ import csv
 import math
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,7 +47,14 @@ import numpy as np
 import torch
 
 from microrestore.engine import distributed as dist_utils
-from microrestore.engine.checkpoints import has_checkpoint, load_checkpoint, read_checkpoint_record, save_checkpoint
+from microrestore.engine.checkpoints import (
+    finish_interrupted_save,
+    has_checkpoint,
+    interrupted_save_leftovers,
+    load_checkpoint,
+    read_checkpoint_record,
+    save_checkpoint,
+)
 from microrestore.engine.device import autocast_context, make_grad_scaler, resolve_device, resolve_precision
 from microrestore.engine.progress import TrainingDisplay
 from microrestore.engine.seeding import deterministic_algorithms, step_rng
@@ -494,8 +502,24 @@ class Trainer:
 
     # -- setup ------------------------------------------------------------------------------------------
 
-    def _check_output(self, resume: bool) -> None:
+    def _check_output(self, resume: bool) -> bool:
+        """Refuse an output folder that does not fit ``resume``; return whether to resume.
+
+        ``--resume`` after a kill during the very first checkpoint save, which left only ``.partial`` files
+        that cannot be completed, starts the run afresh with a note (there is nothing to resume from).
+        """
         exists = has_checkpoint(self.checkpoint_dir)
+        leftovers = interrupted_save_leftovers(self.checkpoint_dir)
+        if resume and not exists and leftovers:
+            if self.group is None or self.group.main:
+                print(
+                    f"microrestore: {self.checkpoint_dir}: the first checkpoint save was interrupted and left only "
+                    f"incomplete files ({', '.join(p.name for p in leftovers)}); nothing to resume, starting from "
+                    "step 0",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return False
         if resume and not exists:
             raise InputError(
                 f"cannot resume: no checkpoint in {self.checkpoint_dir} (train without --resume to start a new run)",
@@ -507,6 +531,7 @@ class Trainer:
                 "output folder",
                 self.output_dir,
             )
+        return resume
 
     def _setup(self) -> None:
         for network in self.task.networks.values():
@@ -689,11 +714,16 @@ class Trainer:
         rank, world = (group.rank, group.world) if group is not None else (0, 1)
         main = rank == 0
 
-        def check() -> None:
-            dist_utils.shard_bounds(cfg.batch_size, 0, world)
-            self._check_output(resume)
+        def finish() -> None:  # rank 0 completes a first save cut between its renames, before anyone checks
+            if main and resume:
+                finish_interrupted_save(self.checkpoint_dir)
 
-        dist_utils.together(group, check)
+        def check() -> bool:
+            dist_utils.shard_bounds(cfg.batch_size, 0, world)
+            return self._check_output(resume)
+
+        dist_utils.together(group, finish)
+        resume = dist_utils.together(group, check)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._setup()
         self._modules = dict(self.task.networks)

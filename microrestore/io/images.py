@@ -30,8 +30,9 @@ from microrestore.io.atomic import atomic_path
 from microrestore.io.axes import SPATIAL_AXES, default_axes, fits_imagej_order, normalize_axes
 from microrestore.io.dtypes import iter_blocks
 from microrestore.io.lazy import LazyArray
-from microrestore.io.mrc import MRC_SUFFIXES, read_mrc, write_mrc
+from microrestore.io.mrc import MRC_SUFFIXES, check_mrc_writable, read_mrc, write_mrc
 from microrestore.io.pillow import PILLOW_SUFFIXES, read_pillow
+from microrestore.io.rawfile import RawFileArray, reserve_space
 
 __all__ = [
     "MAX_ELEMENTS",
@@ -39,6 +40,7 @@ __all__ = [
     "TIFF_SUFFIXES",
     "ImageData",
     "check_finite",
+    "check_writable",
     "output_memmap",
     "read_image",
     "write_image",
@@ -46,7 +48,7 @@ __all__ = [
 
 TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
 MEMMAP_THRESHOLD = 256 * 2**20
-"""Files larger than this (bytes) are memory-mapped when ``memmap=None`` and the layout allows it."""
+"""Files larger than this (bytes) are read lazily when ``memmap=None`` and the layout allows it."""
 MAX_ELEMENTS = 2**40
 """Images with more elements are refused as corrupt (a "dimension bomb")."""
 BIGTIFF_THRESHOLD = 2**32 - 2**25
@@ -97,8 +99,9 @@ class ImageData:
     Attributes
     ----------
     data
-        The pixels in the file's data type; may be a read-only :class:`numpy.memmap` or a
-        :class:`~microrestore.io.lazy.LazyArray` (compressed or tiled files, OME-Zarr: read on indexing).
+        The pixels in the file's data type; may be a read-only :class:`~microrestore.io.lazy.LazyArray` read
+        on indexing (large uncompressed files with ``pread``, see :mod:`microrestore.io.rawfile`; compressed
+        or tiled files and OME-Zarr through zarr).
     axes
         One letter per dimension from ``TCZYXS`` (validated and upper-cased on creation).
     path
@@ -185,10 +188,11 @@ def read_image(path: str | os.PathLike[str], axes: str | None = None, memmap: bo
         The axes (``--axes``) for files whose metadata does not say; when the metadata does say, they
         must agree with it. 2D images without metadata are ``YX``, 3D MRC files ``ZYX``.
     memmap
-        ``True`` to memory-map uncompressed contiguous data (and, when the zarr package is installed, to read
-        compressed or tiled TIFFs lazily, chunk by chunk, as a :class:`~microrestore.io.lazy.LazyArray`),
-        ``False`` to always read into memory, ``None`` to memory-map files larger than
-        :data:`MEMMAP_THRESHOLD`.
+        ``True`` to read uncompressed contiguous data lazily, on indexing, with ``pread`` (the historical name:
+        no memory map is made, so a file truncated while in use gives an error naming it instead of
+        ``SIGBUS``; see :mod:`microrestore.io.rawfile`), and, when the zarr package is installed, to read
+        compressed or tiled TIFFs lazily, chunk by chunk; both as a :class:`~microrestore.io.lazy.LazyArray`.
+        ``False`` always reads into memory, ``None`` reads files larger than :data:`MEMMAP_THRESHOLD` lazily.
 
     Returns
     -------
@@ -418,11 +422,16 @@ def _read_open_tiff(
     contiguous = series.dataoffset is not None and dtype.kind != "b"
     native = dtype.itemsize == 1 or tif.byteorder == ("<" if sys.byteorder == "little" else ">")
     want_map = memmap is True or (memmap is None and size > MEMMAP_THRESHOLD)
+    decoded = math.prod(shape) * dtype.itemsize
+    _check_expansion(path, size, decoded, whole=False)
+    mapped = want_map and contiguous and native
     lazy = _lazy_tiff(path) if memmap is True and not (contiguous and native) else None
-    if want_map and contiguous and native:
-        data: np.ndarray | LazyArray = np.memmap(
-            path, dtype=dtype, mode="r", offset=int(series.dataoffset), shape=shape
-        )
+    if not mapped and lazy is None and memmap is not False and decoded > _available_memory():
+        lazy = _lazy_tiff(path)  # too large to decode at once: chunk by chunk when zarr is installed
+    if not mapped and lazy is None:
+        _check_expansion(path, size, decoded, whole=True)
+    if mapped:  # read on indexing with pread: no SIGBUS if the file shrinks
+        data: np.ndarray | LazyArray = LazyArray(RawFileArray(path, dtype, shape, int(series.dataoffset)))
     elif lazy is not None:
         data = lazy
     else:
@@ -447,6 +456,47 @@ def _lazy_tiff(path: Path) -> LazyArray | None:
         return None
     store = tifffile.imread(path, aszarr=True, series=0, level=0)
     return LazyArray(zarr.open_array(store, mode="r"))
+
+
+def _check_expansion(path: Path, size: int, decoded: int, *, whole: bool) -> None:
+    """Refuse a decompression bomb before decoding: pixels far larger than the file, or than the memory.
+
+    Parameters
+    ----------
+    path
+        The file (named in the message).
+    size
+        Its size in bytes.
+    decoded
+        Bytes its pixels declare.
+    whole
+        The pixels are about to be decoded into memory at once: also compare them with the available memory.
+    """
+    from microrestore.limits import MAX_IMAGE_RATIO, expands_too_far
+
+    if expands_too_far(decoded, size, MAX_IMAGE_RATIO):
+        raise InputError(
+            f"the image declares {decoded} bytes of pixels in a {size}-byte file (more than "
+            f"{MAX_IMAGE_RATIO:.0f}-fold); refusing a possible decompression bomb",
+            path,
+        )
+    available = _available_memory() if whole else None
+    if available is not None and decoded > available:
+        raise InputError(
+            f"decoding the image needs {decoded / 2**30:.1f} GiB of memory, {available / 2**30:.1f} GiB are "
+            "available; install the zarr package to read it chunk by chunk, or store it uncompressed",
+            path,
+        )
+
+
+def _available_memory() -> int:
+    """Available host memory in bytes (no limit known: a very large number)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # psutil missing or unable to say
+        return 2**62
 
 
 def _check_truncation(
@@ -684,8 +734,9 @@ def write_image(
     axes = normalize_axes(axes, data.shape, path=path)
     sizes = _clean_pixel_size(pixel_size, axes)
     kind = _format_of(path)
+    check_writable(path, tuple(data.shape), data.dtype, axes)
     if kind == "mrc":
-        with atomic_path(path) as tmp:
+        with atomic_path(path, size_hint=data.nbytes + 1024) as tmp:
             write_mrc(tmp, data, axes, sizes)
         return path
     if kind is None or kind == "pillow":  # PNG/JPEG are read, never written (8-bit, or lossy)
@@ -711,12 +762,39 @@ def write_image(
                 metadata=dict(metadata or {}),
             )
         return path
-    _check_array(tuple(data.shape), data.dtype, path, allow_complex=False)
     _check_compression(compression, data.dtype, path)
     options = _tiff_options(path, tuple(data.shape), data.dtype, axes, sizes, metadata)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size_hint=data.nbytes if compression is None else None) as tmp:
         tifffile.imwrite(tmp, data, compression=compression, **options)
     return path
+
+
+def check_writable(path: str | os.PathLike[str], shape: tuple[int, ...], dtype: Any, axes: str) -> None:
+    """Refuse, before any computation, an image that the format of ``path`` cannot hold.
+
+    Parameters
+    ----------
+    path
+        The destination (named in the message).
+    shape
+        The image's shape.
+    dtype
+        The data type to write.
+    axes
+        Its axes.
+
+    Raises
+    ------
+    InputError
+        MRC: a data type without an MRC mode, or not 2D/3D ending in ``YX``; TIFF: complex data or an
+        unsupported type. Plugin formats are checked by their writers.
+    """
+    path = Path(path)
+    kind = _format_of(path)
+    if kind == "mrc":
+        check_mrc_writable(shape, dtype, axes, path)
+    elif kind == "tiff":
+        _check_array(shape, np.dtype(dtype), path, allow_complex=False)
 
 
 def _check_compression(compression: str | None, dtype: np.dtype, path: Path) -> None:
@@ -810,11 +888,19 @@ def output_memmap(
     axes: str,
     pixel_size: dict[str, float] | None = None,
     metadata: dict[str, Any] | None = None,
-) -> Iterator[np.memmap]:
-    """Create an uncompressed TIFF and yield its pixels as a writable memmap; publish it only on success.
+) -> Iterator[RawFileArray]:
+    """Create an uncompressed TIFF and yield its pixels as a writable file array; publish it only on success.
 
     The file is created under a temporary name in the destination folder and renamed to ``path`` when the
     block exits without an exception; otherwise it is deleted. No partial output is ever left at ``path``.
+
+    Design (the name is historical: nothing is memory-mapped). Writing through a memory map of a sparse
+    file kills the process with ``SIGBUS`` when the disk fills up, leaving the temporary file behind.
+    Here tifffile writes the file's structure with the pixels as a hole, the pixels' blocks are reserved
+    at once with ``posix_fallocate`` (a full disk is reported before any computation, naming ``path`` and
+    the bytes needed), and the yielded :class:`~microrestore.io.rawfile.RawFileArray` writes each block with
+    ``pwrite``, whose errors (a file system that cannot reserve space, an I/O error) are exceptions that
+    :func:`~microrestore.io.atomic.atomic_path` turns into one line naming ``path``.
 
     Parameters
     ----------
@@ -833,13 +919,16 @@ def output_memmap(
 
     Yields
     ------
-    numpy.memmap
-        Writable, of ``shape`` and ``dtype``, initially zero.
+    RawFileArray
+        Writable (``out[index] = block``) and readable, of ``shape`` and ``dtype``, initially zero.
 
     Raises
     ------
     InputError
-        For a destination that is not a TIFF or for impossible shapes and types.
+        For a destination that is not a TIFF, for impossible shapes and types, or for a destination that
+        cannot be written (read-only, no permission, a file where a folder should be).
+    MicrorestoreError
+        When the device has no room for the file, or a write fails.
     """
     path = Path(path)
     shape = tuple(int(n) for n in shape)
@@ -851,9 +940,14 @@ def output_memmap(
     sizes = _clean_pixel_size(pixel_size, axes)
     options = _tiff_options(path, shape, dtype, axes, sizes, metadata)
     with atomic_path(path) as tmp:
-        mapped = tifffile.memmap(tmp, shape=shape, dtype=dtype, **options)
+        result = tifffile.imwrite(
+            tmp, shape=shape, dtype=dtype, returnoffset=True, align=tifffile.TIFF.ALLOCATIONGRANULARITY, **options
+        )
+        if result is None:
+            raise InputError("cannot stream this image into a TIFF file (its layout is not contiguous)", path)
+        out = RawFileArray(tmp, dtype, shape, int(result[0]), writable=True, name=path)
         try:
-            yield mapped.reshape(shape)
-            mapped.flush()
+            reserve_space(out.fileno(), tmp.stat().st_size, path)
+            yield out
         finally:
-            del mapped
+            out.close()

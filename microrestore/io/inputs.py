@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from microrestore.errors import InputError
+from microrestore.io.atomic import make_folder
 from microrestore.io.pillow import PILLOW_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "expand_inputs", "image_suffixes", "inputs_are_many", "plan_outputs"]
@@ -181,15 +182,15 @@ def plan_outputs(inputs: list[Path], output: Path, *, many: bool, suffix: str | 
     if many or len(inputs) > 1:
         if output.exists() and not output.is_dir():
             raise InputError("the output must be a folder for several inputs, but a file has this name", output)
-        output.mkdir(parents=True, exist_ok=True)
+        make_folder(output)
         outputs = [output / _output_name(p, suffix) for p in inputs]
     elif output.is_dir() or (not output.exists() and not output.suffix):
-        output.mkdir(parents=True, exist_ok=True)
+        make_folder(output)
         outputs = [output / _output_name(inputs[0], suffix)]
     else:
         if suffix is None and not _writable_suffix(output):
             raise InputError(f"cannot write {output.suffix!r} files; use .tif, .tiff, .ome.tif or .mrc", output)
-        output.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(output.parent, output)
         outputs = [output]
     input_keys = {_key(p) for p in inputs}
     seen: dict[Path, Path] = {}

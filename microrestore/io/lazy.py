@@ -15,30 +15,14 @@ from typing import Any
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-__all__ = ["LazyArray", "is_lazy"]
+__all__ = ["ArrayShape", "LazyArray", "is_lazy"]
 
 
-class LazyArray(NDArrayOperatorsMixin):
-    """A read-only array whose pixels are read on indexing.
+class ArrayShape:
+    """``ndim``, ``size``, ``nbytes`` and ``len`` of an array-like object with ``shape`` and ``dtype``."""
 
-    Parameters
-    ----------
-    base
-        The stored array (``shape``, ``dtype``, ``__getitem__`` with integers and slices).
-    shape
-        A shape that only adds or removes dimensions of size 1 (the unsqueezed axes of an ImageJ file).
-    """
-
-    def __init__(self, base: Any, shape: tuple[int, ...] | None = None) -> None:
-        self.base = base
-        self.dtype = np.dtype(base.dtype)
-        base_shape = tuple(int(n) for n in base.shape)
-        self.shape = tuple(int(n) for n in (base_shape if shape is None else shape))
-        if [n for n in self.shape if n != 1] != [n for n in base_shape if n != 1]:
-            raise ValueError(f"cannot view an array of shape {base_shape} as {self.shape}")
-        self._base_shape = base_shape
-
-    # -- array attributes ---------------------------------------------------------------------------------
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
 
     @property
     def ndim(self) -> int:
@@ -57,6 +41,27 @@ class LazyArray(NDArrayOperatorsMixin):
 
     def __len__(self) -> int:
         return self.shape[0]
+
+
+class LazyArray(ArrayShape, NDArrayOperatorsMixin):
+    """A read-only array whose pixels are read on indexing.
+
+    Parameters
+    ----------
+    base
+        The stored array (``shape``, ``dtype``, ``__getitem__`` with integers and slices).
+    shape
+        A shape that only adds or removes dimensions of size 1 (the unsqueezed axes of an ImageJ file).
+    """
+
+    def __init__(self, base: Any, shape: tuple[int, ...] | None = None) -> None:
+        self.base = base
+        self.dtype = np.dtype(base.dtype)
+        base_shape = tuple(int(n) for n in base.shape)
+        self.shape = tuple(int(n) for n in (base_shape if shape is None else shape))
+        if [n for n in self.shape if n != 1] != [n for n in base_shape if n != 1]:
+            raise ValueError(f"cannot view an array of shape {base_shape} as {self.shape}")
+        self._base_shape = base_shape
 
     def __repr__(self) -> str:
         return f"LazyArray(shape={self.shape}, dtype={self.dtype}, base={type(self.base).__name__})"

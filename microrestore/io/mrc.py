@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from microrestore.errors import InputError
+from microrestore.io.lazy import LazyArray
+from microrestore.io.rawfile import RawFileArray
 
-__all__ = ["MRC_SUFFIXES", "MrcHeader", "read_mrc", "read_mrc_header", "write_mrc"]
+__all__ = ["MRC_SUFFIXES", "MrcHeader", "check_mrc_writable", "read_mrc", "read_mrc_header", "write_mrc"]
 
 MRC_SUFFIXES: tuple[str, ...] = (".mrc", ".st", ".ali")
 HEADER_BYTES = 1024
@@ -199,7 +201,7 @@ def read_mrc_header(path: str | os.PathLike[str]) -> MrcHeader:
     return header
 
 
-def read_mrc(path: str | os.PathLike[str], memmap: bool = False) -> tuple[np.ndarray, MrcHeader]:
+def read_mrc(path: str | os.PathLike[str], memmap: bool = False) -> tuple[np.ndarray | LazyArray, MrcHeader]:
     """Read the data of an MRC file.
 
     Parameters
@@ -207,24 +209,58 @@ def read_mrc(path: str | os.PathLike[str], memmap: bool = False) -> tuple[np.nda
     path
         The file.
     memmap
-        Return a read-only :class:`numpy.memmap` instead of reading into memory.
+        Return a read-only :class:`~microrestore.io.lazy.LazyArray` read on indexing (with ``pread``, see
+        :mod:`microrestore.io.rawfile`: a file truncated while in use gives an error, not ``SIGBUS``)
+        instead of reading into memory.
 
     Returns
     -------
-    tuple of numpy.ndarray and MrcHeader
-        The data (in the file's type; native byte order unless memory-mapped) and its header.
+    tuple of array and MrcHeader
+        The data (in the file's type; native byte order unless read lazily) and its header.
     """
     path = Path(path)
     header = read_mrc_header(path)
     if memmap:
-        data: np.ndarray = np.memmap(path, dtype=header.dtype, mode="r", offset=header.offset, shape=header.shape)
-        return data, header
+        return LazyArray(RawFileArray(path, header.dtype, header.shape, header.offset)), header
     with open(path, "rb") as fh:
         fh.seek(header.offset)
         data = np.fromfile(fh, dtype=header.dtype, count=prod(header.shape)).reshape(header.shape)
     if not header.dtype.isnative:
         data = data.astype(header.dtype.newbyteorder("="))
     return data, header
+
+
+def check_mrc_writable(shape: tuple[int, ...], dtype: Any, axes: str, path: str | os.PathLike[str]) -> int:
+    """Check that an MRC file can hold an image, before anything is computed or written.
+
+    Parameters
+    ----------
+    shape
+        The image's shape.
+    dtype
+        Its data type.
+    axes
+        Its axes.
+    path
+        The destination the user named (in the message).
+
+    Returns
+    -------
+    int
+        The MRC mode of ``dtype``.
+
+    Raises
+    ------
+    InputError
+        For data types MRC cannot hold and for images that are not 2D or 3D with axes ending in ``YX``.
+    """
+    dtype = np.dtype(dtype)
+    mode = _MODE_OF.get(dtype.str[1:]) if dtype.kind != "V" else None
+    if mode is None:
+        raise InputError(f"MRC files cannot hold {dtype.name} data; write a .tif or choose --dtype float32", path)
+    if len(shape) not in (2, 3) or not axes.endswith("YX"):
+        raise InputError(f"MRC files hold 2D or 3D images ending in YX, not axes {axes!r}", path)
+    return mode
 
 
 def write_mrc(
@@ -253,11 +289,7 @@ def write_mrc(
     """
     path = Path(path)
     dtype = np.dtype(data.dtype)
-    mode = _MODE_OF.get(dtype.str[1:]) if dtype.kind != "V" else None
-    if mode is None:
-        raise InputError(f"MRC files cannot hold {dtype.name} data; write a .tif or choose --dtype float32", path)
-    if data.ndim not in (2, 3) or not axes.endswith("YX"):
-        raise InputError(f"MRC files hold 2D or 3D images ending in YX, not axes {axes!r}", path)
+    mode = check_mrc_writable(data.shape, dtype, axes, path)
     nz, ny, nx = (1, *data.shape) if data.ndim == 2 else data.shape
     sizes = pixel_size or {}
     section = axes[0] if data.ndim == 3 else "Z"

@@ -42,7 +42,9 @@ _SSIM_RADIUS = int(_SSIM_TRUNCATE * _SSIM_SIGMA + 0.5)  # 5, as scipy.ndimage co
 
 
 def _as_array(a: ArrayLike, name: str) -> np.ndarray:
-    arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    from microrestore.io.lazy import LazyArray
+
+    arr = a if isinstance(a, (np.ndarray, LazyArray)) else np.asarray(a)  # lazy arrays are read block by block
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     return arr

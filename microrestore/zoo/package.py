@@ -26,15 +26,14 @@ import zlib
 from pathlib import Path
 
 from microrestore.errors import InputError
+from microrestore.limits import MAX_RATIO, expands_too_far
 
 #: The files of a microrestore model folder that a package carries (at the root of the zip).
 MODEL_MEMBERS = ("config.yaml", "weights.safetensors")
 #: Largest total uncompressed size of the extracted files.
 MAX_TOTAL_BYTES = 4 * 2**30
-#: Largest uncompressed / compressed ratio of a member (weights compress by ~1.1x, YAML by ~5x).
-MAX_RATIO = 100.0
-#: Members smaller than this are not ratio-checked (tiny files can compress very well legitimately).
-RATIO_FLOOR_BYTES = 2**20
+# MAX_RATIO (uncompressed / compressed, per member) and RATIO_FLOOR_BYTES come from microrestore.limits, which
+# the TIFF reader shares.
 #: Largest config.yaml read to check the method without extracting.
 MAX_CONFIG_BYTES = 2**20
 
@@ -88,7 +87,7 @@ def _model_infos(archive: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipI
         if info.is_dir():
             return None
         total += info.file_size
-        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        if expands_too_far(info.file_size, info.compress_size):
             raise InputError(
                 f"{name} in the package expands {info.file_size / max(info.compress_size, 1):.0f}-fold "
                 f"(more than {MAX_RATIO:.0f}); refusing a possible zip bomb",
@@ -165,7 +164,7 @@ def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Pat
                         "refusing a possible zip bomb",
                         source,
                     )
-                if written > RATIO_FLOOR_BYTES and written > MAX_RATIO * max(info.compress_size, 1):
+                if expands_too_far(written, info.compress_size):
                     raise InputError(
                         f"{info.filename} in the package expands more than {MAX_RATIO:.0f}-fold; "
                         "refusing a possible zip bomb",
@@ -188,7 +187,7 @@ def _member_digests(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo],
             with archive.open(info) as handle:
                 while block := handle.read(_CHUNK):
                     read += len(block)
-                    if read > budget or (read > RATIO_FLOOR_BYTES and read > MAX_RATIO * max(info.compress_size, 1)):
+                    if read > budget or expands_too_far(read, info.compress_size):
                         raise InputError(f"{name} in the package expands too far; refusing a possible zip bomb", source)
                     digest.update(block)
         except (zipfile.BadZipFile, zlib.error) as exc:
@@ -196,6 +195,28 @@ def _member_digests(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo],
         budget -= read
         digests[name] = digest.hexdigest()
     return digests
+
+
+def _check_weights_record(folder: Path, weights_sha256: str, source: Path) -> None:
+    """Refuse a package whose weights do not match the sha256 its ``config.yaml`` records, naming the zip.
+
+    The model loader checks the same, but would name the extracted copy in the cache, which the user never
+    gave; a ``config.yaml`` that cannot be read is left to the loader's own messages.
+    """
+    import yaml
+
+    try:
+        weights = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))["weights"]
+        named = str(weights.get("file", "weights.safetensors"))
+        recorded = weights.get("sha256") if named == "weights.safetensors" else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, KeyError, AttributeError):
+        return
+    if recorded and str(recorded).lower() != weights_sha256:
+        raise InputError(
+            "weights.safetensors in the package is corrupt or was modified: its sha256 differs from the one "
+            "recorded in its config.yaml",
+            source,
+        )
 
 
 def packages_dir(cache_root: str | Path | None = None) -> Path:
@@ -262,6 +283,7 @@ def open_model_package(
             expected = _member_digests(archive, infos, path)
             actual = {n: _sha256_file(folder / n) if (folder / n).is_file() else "" for n in MODEL_MEMBERS}
             if actual == expected:
+                _check_weights_record(folder, actual["weights.safetensors"], path)
                 return folder
             _LOG.warning("the extracted copy of %s in %s differs from the package; extracting it again", path, folder)
             shutil.rmtree(folder, ignore_errors=True)
@@ -271,6 +293,7 @@ def open_model_package(
             budget = MAX_TOTAL_BYTES
             for name, info in infos.items():
                 budget -= _extract_member(archive, info, temp / name, budget, path)
+            _check_weights_record(temp, _sha256_file(temp / "weights.safetensors"), path)
             try:
                 os.replace(temp, folder)
             except OSError:

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 import microrestore.io.images as images
 from microrestore.errors import InputError
 from microrestore.io import ImageData, check_finite, output_memmap, read_image, write_image
+from microrestore.io.lazy import LazyArray
+from microrestore.io.rawfile import RawFileArray
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -209,18 +211,20 @@ def test_memmap_read(tmp_path):
     data = _ramp((4, 32, 32), np.float32)
     write_image(tmp_path / "m.tif", data, "ZYX")
     image = read_image(tmp_path / "m.tif", memmap=True)
-    assert isinstance(image.data, np.memmap)
-    assert not image.data.flags.writeable
+    assert isinstance(image.data, LazyArray) and isinstance(image.data.base, RawFileArray)  # pread, no map
+    with pytest.raises(TypeError):
+        image.data[0, 0, 0] = 1  # read-only
     np.testing.assert_array_equal(image.data, data)
-    assert not isinstance(read_image(tmp_path / "m.tif").data, np.memmap)
-    assert not isinstance(read_image(tmp_path / "m.tif", memmap=False).data, np.memmap)
+    np.testing.assert_array_equal(image.data[1:3, 5:9, ::3], data[1:3, 5:9, ::3])
+    assert isinstance(read_image(tmp_path / "m.tif").data, np.ndarray)
+    assert isinstance(read_image(tmp_path / "m.tif", memmap=False).data, np.ndarray)
 
 
 def test_memmap_automatic_above_threshold(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "MEMMAP_THRESHOLD", 1000)
     write_image(tmp_path / "m.tif", _ramp((4, 32, 32), np.uint16), "ZYX")
-    assert isinstance(read_image(tmp_path / "m.tif").data, np.memmap)
-    assert not isinstance(read_image(tmp_path / "m.tif", memmap=False).data, np.memmap)
+    assert isinstance(read_image(tmp_path / "m.tif").data, LazyArray)
+    assert isinstance(read_image(tmp_path / "m.tif", memmap=False).data, np.ndarray)
 
 
 def test_singleton_axes_survive_imagej(tmp_path):
@@ -445,7 +449,7 @@ def test_write_complex_tiff_refused(tmp_path):
 
 def test_output_memmap_success(tmp_path):
     with output_memmap(tmp_path / "o.tif", (1, 3, 8, 9), np.uint16, "TZYX", pixel_size={"X": 0.1, "Y": 0.1}) as out:
-        assert isinstance(out, np.memmap)
+        assert isinstance(out, RawFileArray)  # written with pwrite, never through a memory map
         assert out.shape == (1, 3, 8, 9)
         assert not (tmp_path / "o.tif").exists()
         out[:] = _ramp((1, 3, 8, 9), np.uint16)

@@ -8,6 +8,7 @@ import pytest
 
 from microrestore.errors import InputError
 from microrestore.io import read_image, write_image
+from microrestore.io.lazy import LazyArray
 from microrestore.io.mrc import read_mrc_header
 
 mrcfile = pytest.importorskip("mrcfile")
@@ -50,7 +51,7 @@ def test_user_axes_and_memmap(tmp_path, reader):
     path = _write_mrcfile(tmp_path / "s.st", data)
     image = read_image(path, axes="tyx", memmap=True)
     assert image.axes == "TYX"
-    assert isinstance(image.data, np.memmap)
+    assert isinstance(image.data, LazyArray)  # read on indexing
     assert image.pixel_size == {"X": 0.0626, "Y": 0.0626}
     np.testing.assert_array_equal(image.data, data)
     with pytest.raises(InputError, match="axes 'YX' given but the image has 3 dimensions"):
