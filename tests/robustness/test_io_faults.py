@@ -32,7 +32,8 @@ from microrestore.io import atomic, read_image
 from microrestore.io.atomic import atomic_path, clean_stale_temps, temp_name
 
 ROOT = Path(__file__).resolve().parents[2]
-NLM = ["--method", "nl-means", "-q"]
+NLM = ["--method", "nl-means", "-q", "--overwrite"]  # several tests keep an old output in place
+NLM_KEEP = ["--method", "nl-means", "-q"]
 
 
 def _image(shape: tuple[int, ...] = (64, 64), dtype: type = np.uint16) -> np.ndarray:
@@ -409,7 +410,7 @@ def test_successful_runs_remove_stale_temporary_files_of_their_outputs(cli, tmp_
     with open(held, "rb") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         out.write_bytes(b"finished before")
-        result = cli("denoise", src, "-o", out, "--skip-existing", *NLM)
+        result = cli("denoise", src, "-o", out, "--skip-existing", *NLM_KEEP)
         assert result.exit_code == 0, result.stderr
         assert out.read_bytes() == b"finished before"  # skipped
         assert _leftovers(tmp_path) == sorted([other.name, fresh.name, held.name])
