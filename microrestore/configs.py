@@ -145,16 +145,27 @@ class BackgroundOptions(BaseModel):
     """Percentile of the ``percentile`` estimator."""
     percentile_high: float = Field(99.8, gt=50, le=100)
     """Percentile (above the offset) mapped to 1."""
+    normalization: Literal["background", "noise"] = "background"
+    """``background``: the offset above, then the high percentile mapped to 1; ``noise``: camera-independent, the
+    image's own Poisson-Gaussian noise stabilised to unit variance
+    (:class:`~microrestore.engine.normalization.NoiseStabilizingNormalizer`; the offset options are unused)."""
 
     def background_normalizer(self) -> Any:
         """Return the normaliser these options describe.
 
-        A :class:`~microrestore.engine.normalization.PercentileNormalizer` when the offset is an estimated
+        A :class:`~microrestore.engine.normalization.NoiseStabilizingNormalizer` with ``normalization: noise``;
+        else a :class:`~microrestore.engine.normalization.PercentileNormalizer` when the offset is an estimated
         percentile (the same map, in the form every exporter knows), else a
         :class:`~microrestore.engine.normalization.BackgroundNormalizer`.
         """
-        from microrestore.engine.normalization import BackgroundNormalizer, PercentileNormalizer
+        from microrestore.engine.normalization import (
+            BackgroundNormalizer,
+            NoiseStabilizingNormalizer,
+            PercentileNormalizer,
+        )
 
+        if self.normalization == "noise":
+            return NoiseStabilizingNormalizer()
         if self.offset is None and self.offset_estimator == "percentile":
             return PercentileNormalizer(low=self.offset_percentile, high=self.percentile_high)
         return BackgroundNormalizer(

@@ -78,3 +78,21 @@ def test_broad_case_draws_and_records_each_fields_conditions(tmp_path) -> None:
         noisy = tifffile.imread(tmp_path / "a" / f["noisy"])
         assert noisy.dtype == (np.uint8 if f["conditions"]["eight_bit"] else np.uint16)
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["case"] == "denoise-broad"
+
+
+@pytest.mark.parametrize("method", ["care", "n2v"])
+def test_methods_train_and_predict_in_the_input_units_with_noise_normalisation(method: str, tmp_path) -> None:
+    from microrestore import api
+    from microrestore.engine.modeldir import load_model
+    from microrestore.io import read_image
+
+    simulate("denoise", tmp_path / "sim", n=2, seed=2, photons=30, offset=700, shape=(64, 64))
+    target = [tmp_path / "sim" / "clean"] if method == "care" else None
+    tiny = {"normalization": "noise", "base_filters": 4, "batch_size": 2, "patch_size": 32, "depth": 1}
+    api.train(method, [tmp_path / "sim" / "noisy"], tmp_path / "m", target=target, steps=3, progress=False, config=tiny)
+    assert load_model(tmp_path / "m").normalization["kind"] == "noise"
+    noisy = read_image(tmp_path / "sim" / "noisy" / "field_000.tif")
+    out = api.restore(noisy, method, model=tmp_path / "m")
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    # an untrained network's output still lands in the input's units, at the camera offset's level
+    assert abs(float(np.median(out)) - float(np.median(noisy.data))) < 0.5 * float(np.std(noisy.data)) + 20
