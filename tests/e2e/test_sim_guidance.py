@@ -168,10 +168,11 @@ def test_pattern_advice_names_or_picks_a_fitting_model() -> None:
 
 
 def test_rdl_default_model_is_replaced_by_the_one_that_fits_the_pattern(bright: Path) -> None:
+    from microrestore_rdl_sim.pattern import SIMPatternWarning
+
     from microrestore import api
     from microrestore.io import read_image
     from microrestore.plugins import PredictOptions, get_registry
-    from microrestore_rdl_sim.pattern import SIMPatternWarning
 
     method = get_registry().methods["rdl-sim"]
     image = read_image(bright)
