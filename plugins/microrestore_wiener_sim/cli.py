@@ -233,7 +233,9 @@ def reconstruct(
             f"[yellow]Warning:[/] {output}: {sink.out_of_range} pixels ({share:.3g}%) fell outside the {out_dtype} "
             "range and were clipped (Wiener ringing goes below 0); use --dtype float32 to keep them"
         )
-    console.print(f"wrote {output} {'x'.join(map(str, array.shape))} {out_dtype} ({found.name})")
+    model_used = getattr(predictor, "model_id", None)
+    what = f"{found.name}, model {model_used}" if model_used else found.name
+    console.print(f"wrote {output} {'x'.join(map(str, array.shape))} {out_dtype} ({what})", markup=False)
 
 
 @sim_app.command("estimate")

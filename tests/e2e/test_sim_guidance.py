@@ -200,3 +200,10 @@ def test_rdl_default_model_is_replaced_by_the_one_that_fits_the_pattern(bright: 
         warnings.simplefilter("always")
         fitting.match_pattern(*fitting._stacks(image))
     assert not [w for w in caught if issubclass(w.category, SIMPatternWarning)]
+
+
+def test_rdl_cli_names_the_model_it_switched_to(cli, bright: Path, tmp_path: Path) -> None:
+    result = cli("sim", "reconstruct", bright, "-o", tmp_path / "sr.tif", "--method", "rdl", "-q")
+    assert result.exit_code == 0, result.output
+    assert "using rdl-sim-tirf-2d instead" in result.stderr
+    assert "(rdl-sim, model rdl-sim-tirf-2d)" in result.stderr
