@@ -53,7 +53,16 @@ def demo(
         results[method] = metrics.evaluate(image, gt)
         results[method]["saturated"] = metrics.saturation_count(image, image.dtype)
     figure = metrics.evaluation_figure(
-        output / "figure.png", restored[DEMO_METHOD], gt, input=np.asarray(noisy.data), title=f"{DEMO_METHOD} (demo)"
+        output / "figure.png",
+        {DEMO_METHOD: restored[DEMO_METHOD], f"{BASELINE_METHOD} (baseline)": restored[BASELINE_METHOD]},
+        gt,
+        input=np.asarray(noisy.data),
+        title=f"microrestore demo: {DEMO_METHOD} and the {BASELINE_METHOD} baseline on a simulated low-light image",
+        scores={
+            DEMO_METHOD: results[DEMO_METHOD],
+            f"{BASELINE_METHOD} (baseline)": results[BASELINE_METHOD],
+            "input": results["input"],
+        },
     )
     atomic_write_text(output / "metrics.json", json.dumps(results, indent=2))
     if as_json:

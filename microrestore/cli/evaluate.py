@@ -27,6 +27,14 @@ def evaluate(
     axes: str = typer.Option(None, "--axes", help="Axes when metadata lacks them."),
     data_range: float = typer.Option(None, "--data-range", help="Data range for PSNR/SSIM (default: of the truth)."),
     overwrite: bool = OVERWRITE,
+    label: str = typer.Option(
+        None, "--label", help="Name of the method in the figure (default: the prediction's file name)."
+    ),
+    figure_fit: str = typer.Option(
+        "affine",
+        "--figure-fit",
+        help="Figure panels: affine (fitted onto the truth, as the *_affine scores) or none (raw values).",
+    ),
 ) -> None:
     """PSNR, SSIM, PCC and NRMSE, raw and after a least-squares affine fit (CARE's convention)."""
     import numpy as np
@@ -52,13 +60,20 @@ def evaluate(
         rows["input"] = metrics.evaluate(np.asarray(raw.data), np.asarray(gt.data), data_range=data_range)
         rows["input"]["saturated"] = metrics.saturation_count(np.asarray(raw.data), raw.data.dtype)
     if figure is not None:
+        if figure_fit not in ("affine", "none"):
+            raise InputError(f"--figure-fit must be affine or none, got {figure_fit!r}")
         plane = metrics.middle_plane
+        name = label or prediction.name
+        several = [a for a in pred.axes.upper() if a not in "YX" and pred.data.shape[pred.axes.upper().index(a)] > 1]
+        where = f" (middle {'/'.join(several)} plane shown; scores of the whole image)" if several else ""
         metrics.evaluation_figure(
             figure,
-            plane(np.asarray(pred.data), pred.axes),
+            {name: plane(np.asarray(pred.data), pred.axes)},
             plane(np.asarray(gt.data), gt.axes),
             input=None if raw is None else plane(np.asarray(raw.data), raw.axes),
-            title=prediction.name,
+            title=f"{name} vs {ground_truth.name}{where}",
+            fit=figure_fit,  # type: ignore[arg-type]
+            scores={name: rows["prediction"], **({"input": rows["input"]} if "input" in rows else {})},
         )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

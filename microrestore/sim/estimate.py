@@ -14,7 +14,10 @@ time series by default):
 4. modulation and phase from the overlap at the refined ``k``: ``modamp = sum conj(o0) o1 / sum |o0|^2``
    equals ``(m / 2) e^{i phi_0}`` without noise; the noise power in ``sum |o0|^2`` (measured beyond the OTF
    support) is subtracted so that low SNR does not bias ``m`` down;
-5. fallbacks: a peak that is not significant, a ``|k|`` further than ``k_tolerance`` from nominal, or an angle
+5. wrong optics: when no orientation fits the nominal ``|k|`` but two or more significant peaks, at angles
+   ``180 / n_or`` degrees apart, agree with each other within ``k_agreement``, their fitted values are used
+   and a :class:`SIMEstimationWarning` says to check the excitation optics (``--na-exc`` / ``--wavelength-exc``);
+6. fallbacks: a peak that is not significant, a ``|k|`` further than ``k_tolerance`` from nominal, or an angle
    away from the given nominal angles is replaced (``|k|`` from the good orientations or nominal; the angle
    from the nominal angles, from the good orientations at equal spacing, or its own peak), and a modulation
    outside ``modulation_range``, or measured for an orientation whose ``k`` fell back (no peak of its own: the
@@ -258,11 +261,22 @@ def estimate_params(
             why.append(f"angle {ang_fit[d]:.2f} deg is far from nominal {opts.angles_deg[d]:g} deg")
         good.append(not why)
         reasons.append("; ".join(why))
+    adopted = _agreeing_off_nominal(k_fit, ang_fit, significance, good, k_nom, opts)
+    messages = []
+    if adopted:
+        for d in adopted:
+            good[d] = True
+        k_mean = sum(k_fit[d] for d in adopted) / len(adopted)
+        messages.append(
+            f"the fitted |k| of orientations {', '.join(map(str, adopted))} agree with each other "
+            f"({k_mean / px_um:.4g}/um, period {1000.0 * px_um / k_mean:.1f} nm) but are "
+            f"{100 * (k_mean / k_nom - 1):+.1f}% from the nominal {nominal_k_per_um:.4g}/um = 2 NA_exc / lambda_exc: "
+            "using the fitted values; check --na-exc / --wavelength-exc (they default to --na / --wavelength)"
+        )
     good_k = [k_fit[d] for d in range(n_or) if good[d]]
     k_fallback = sum(good_k) / len(good_k) if good_k else k_nom
     failed = [d for d in range(n_or) if not good[d]]
     fallback: list[list[str]] = [["k"] if d in failed else [] for d in range(n_or)]
-    messages = []
     if failed:
         if opts.angles_deg is not None:
             angles = {d: opts.angles_deg[d] for d in failed}
@@ -350,6 +364,45 @@ def estimate_params(
     return SIMParams(
         orientations, order=order, pixel_size_nm=pixel_size_nm, shape_yx=(ny, nx), source="estimated", notes=notes
     )
+
+
+def _agreeing_off_nominal(
+    k_fit: list[float],
+    ang_fit: list[float],
+    significance: list[float],
+    good: list[bool],
+    k_nom: float,
+    opts: EstimationOptions,
+) -> list[int]:
+    """Orientations whose fitted ``|k|`` agree with each other but not with the nominal value (wrong optics).
+
+    Applies only when no orientation fitted the nominal ``|k|``: at least two orientations with significant
+    peaks (and angles within ``angle_tolerance_deg`` of any given nominal angles) whose ``|k|`` differ from
+    each other by at most ``k_agreement`` (relative) and whose angles sit on the grid of ``180 / n_or``
+    degrees (within ``angle_tolerance_deg``). Such peaks are the real pattern: the nominal value came from
+    wrong or defaulted excitation optics. Returns their indices (empty when the rule does not apply).
+    """
+    n_or = len(k_fit)
+    if any(good) or n_or < 2:
+        return []
+    candidates = [
+        d
+        for d in range(n_or)
+        if significance[d] >= opts.min_significance
+        and (opts.angles_deg is None or _angle_distance(ang_fit[d], opts.angles_deg[d]) <= opts.angle_tolerance_deg)
+    ]
+    if len(candidates) < 2:
+        return []
+    ks = [k_fit[d] for d in candidates]
+    if max(ks) / min(ks) - 1 > opts.k_agreement or abs(sum(ks) / len(ks) / k_nom - 1) <= opts.k_tolerance:
+        return []
+    step = 180.0 / n_or
+    for a in candidates:
+        for b in candidates:
+            off = _angle_distance(ang_fit[a], ang_fit[b]) % step
+            if min(off, step - off) > opts.angle_tolerance_deg:
+                return []
+    return candidates
 
 
 def _signed(index: torch.Tensor, n: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,10 @@ class EstimationOptions(BaseModel):
         (``2 na_exc / wavelength_exc``).
     k_tolerance
         A fitted ``|k|`` further than this fraction from the nominal value is replaced (fallback).
+    k_agreement
+        When no orientation fits the nominal ``|k|`` but two or more significant peaks (at angles ``180 /
+        n_orientations`` apart) agree with each other within this fraction, the fitted values are used (the
+        excitation optics are then wrong or defaulted; a warning says so).
     min_significance
         Smallest peak significance (peak height above the median of the search annulus, in robust standard
         deviations) accepted as a real pattern peak.
@@ -52,6 +56,7 @@ class EstimationOptions(BaseModel):
 
     k_search: float = Field(default=0.15, gt=0.0, lt=0.9)
     k_tolerance: float = Field(default=0.1, gt=0.0, lt=1.0)
+    k_agreement: float = Field(default=0.02, ge=0.0, lt=0.5)
     min_significance: float = Field(default=10.0, ge=0.0)
     angles_deg: list[float] | None = None
     angle_tolerance_deg: float = Field(default=5.0, gt=0.0, le=90.0)
@@ -96,7 +101,8 @@ class SIMOptions(BaseModel):
     per_stack
         Estimate parameters for each raw stack of a time series (default: once, on the mean of all stacks).
     wiener
-        Wiener constant ``w``: the filter's denominator is ``w**2 + sum |OTF_band|**2``.
+        Wiener constant ``w``: the filter's denominator is ``w**2 + sum |OTF_band|**2``; ``"auto"`` (default)
+        chooses it from the noise of the raw frames (:mod:`microrestore.sim.wiener_auto`).
     apodization
         Final apodisation over the extended support (cut-off + ``|k|``): ``otf`` (the ideal OTF's shape),
         ``triangle``, ``cosine`` (bell) or ``none``.
@@ -137,7 +143,7 @@ class SIMOptions(BaseModel):
     order: Literal["angle-major", "phase-major"] = "angle-major"
     params: Path | None = None
     per_stack: bool = False
-    wiener: float = Field(default=0.05, gt=0.0, le=10.0)
+    wiener: Annotated[float, Field(gt=0.0, le=10.0)] | Literal["auto"] = "auto"
     apodization: Literal["otf", "triangle", "cosine", "none"] = "otf"
     apodization_cutoff: float = Field(default=1.0, gt=0.0, le=2.0)
     apodization_bend: float = Field(default=1.0, gt=0.0, le=10.0)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from microrestore.io import ImageData
     from microrestore.sim.options import SIMOptions
     from microrestore.sim.otf import OTF
+    from microrestore.sim.wiener_auto import WienerChoice
 
 __all__ = ["output_axes", "prepare_stacks", "raw_stacks", "resolve_params", "wiener_sim"]
 
@@ -124,6 +125,7 @@ def wiener_sim(
     device: torch.device | str = "cpu",
     out: Any = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_wiener: Callable[[WienerChoice], None] | None = None,
 ) -> tuple[Any, list[SIMParams]]:
     """Wiener-SIM reconstruction of every raw stack of ``image``.
 
@@ -139,6 +141,9 @@ def wiener_sim(
         Optional destination of shape ``(n, 2 Y, 2 X)`` (array or output sink), written stack by stack.
     on_progress
         Called as ``on_progress(done, total)`` after each batch of stacks.
+    on_wiener
+        Called with the :class:`~microrestore.sim.wiener_auto.WienerChoice` (the constant used, given or
+        chosen from the noise for ``options.wiener == "auto"``).
 
     Returns
     -------
@@ -147,6 +152,7 @@ def wiener_sim(
     """
     from microrestore.sim.otf import load_otf
     from microrestore.sim.wiener import WienerFilter
+    from microrestore.sim.wiener_auto import choose_wiener
 
     stacks = raw_stacks(image, options)
     pixel_size_nm = options.resolved_pixel_size_nm(image.pixel_size, image.path)
@@ -159,8 +165,11 @@ def wiener_sim(
         out = np.empty((n, 2 * ny, 2 * nx), dtype=np.float32)
     elif tuple(out.shape) != (n, 2 * ny, 2 * nx):
         raise ValueError(f"out has shape {tuple(out.shape)}, the SR images {(n, 2 * ny, 2 * nx)}")
+    choice = choose_wiener(options, stacks, otf, pixel_size_nm)
+    if on_wiener is not None:
+        on_wiener(choice)
     kwargs = {
-        "wiener": options.wiener,
+        "wiener": choice.value,
         "apodization": options.apodization,
         "apodization_cutoff": options.apodization_cutoff,
         "apodization_bend": options.apodization_bend,

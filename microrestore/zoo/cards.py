@@ -16,7 +16,8 @@ def render_card(entry: ZooEntry) -> str:
     """Return the Markdown model card of ``entry``."""
     import yaml
 
-    usage = f"microrestore {entry.task} IN -o OUT --method {entry.method} --model {entry.id}"
+    command = "sim reconstruct" if entry.task == "sim" else entry.task  # SIM has its own command group
+    usage = f"microrestore {command} IN -o OUT --method {entry.method} --model {entry.id}"
     lines = [
         f"# {entry.id}",
         "",

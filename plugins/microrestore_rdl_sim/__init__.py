@@ -30,7 +30,7 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
     """Load an rdl-sim model folder (or zoo id) into the full pipeline predictor."""
     from microrestore_rdl_sim.pipeline import RDLSIMPredictor
 
-    return RDLSIMPredictor.from_model(model or DEFAULT_MODEL, options)
+    return RDLSIMPredictor.from_model(model or DEFAULT_MODEL, options, named=model is not None)
 
 
 def train(request: TrainRequest) -> Path:

@@ -61,6 +61,11 @@ class RDLSIMPredictor:
         Device and the validated :class:`~microrestore_rdl_sim.config.RDLSIMPredictOptions` in ``params``.
     source
         Where the model came from, for messages.
+    named
+        ``False`` when the model is the default one (not named by the user): a zoo model whose pattern period
+        fits the data better then replaces it (with a warning).
+    model_id
+        The zoo id or folder the user gave, for messages.
 
     Attributes
     ----------
@@ -68,6 +73,8 @@ class RDLSIMPredictor:
         The parameters used by the last call (of the first stack with ``per_stack``).
     last_params_all : list of SIMParams
         One per stack when ``per_stack`` is set, else the single set.
+    last_wiener : WienerChoice or None
+        The Wiener constant of the last call's reconstruction step.
     """
 
     def __init__(
@@ -77,6 +84,9 @@ class RDLSIMPredictor:
         model_config: dict[str, Any],
         options: PredictOptions,
         source: str = "",
+        *,
+        named: bool = True,
+        model_id: str | None = None,
     ) -> None:
         self.device = resolve_device(options.device)
         self.dfcan = dfcan.to(self.device).eval()
@@ -84,6 +94,8 @@ class RDLSIMPredictor:
         self.model_config = model_config
         self.options = options
         self.source = source
+        self.named = named
+        self.model_id = model_id
         values = dict(options.params)
         for name in OPTICS_FIELDS:
             if values.get(name) is None and model_config.get(name) is not None and name != "pixel_size_nm":
@@ -92,10 +104,11 @@ class RDLSIMPredictor:
         self.model_pixel_size_nm = model_config.get("pixel_size_nm")
         self.last_params: SIMParams | None = None
         self.last_params_all: list[SIMParams] = []
+        self.last_wiener: Any = None
 
     @classmethod
-    def from_model(cls, model: str | Path, options: PredictOptions) -> RDLSIMPredictor:
-        """Load an rdl-sim model folder or zoo id."""
+    def from_model(cls, model: str | Path, options: PredictOptions, *, named: bool = True) -> RDLSIMPredictor:
+        """Load an rdl-sim model folder or zoo id (``named=False``: the default model, which may be replaced)."""
         from microrestore.engine.modeldir import load_model
         from microrestore.nn import build_network
         from microrestore.zoo import resolve_model
@@ -114,6 +127,8 @@ class RDLSIMPredictor:
             bundle.config,
             options,
             str(bundle.path),
+            named=named,
+            model_id=str(model),
         )
 
     # -- pieces --------------------------------------------------------------------------------------------
@@ -138,6 +153,37 @@ class RDLSIMPredictor:
                 image.path,
             )
         return stacks, self._pixel_size_nm(image)
+
+    def match_pattern(self, stacks: torch.Tensor, pixel_nm: float) -> None:
+        """Warn when the model's training pattern period differs from the data's (see :mod:`.pattern`).
+
+        Without a model named by the user, a zoo model that fits replaces the default one.
+        """
+        import warnings
+
+        from microrestore_rdl_sim.pattern import (
+            SIMPatternWarning,
+            config_k_per_um,
+            measure_pattern_k,
+            pattern_advice,
+            zoo_patterns,
+        )
+
+        model_k = config_k_per_um(self.model_config)
+        if model_k is None or self.settings.params is not None:
+            return
+        zoo = zoo_patterns(METHOD)
+        own = self.settings.nominal_k_per_um()
+        data_k = measure_pattern_k(stacks, self.settings, pixel_nm, [k for k in (own, *zoo.values()) if k])
+        if data_k is None:
+            return
+        advice = pattern_advice(data_k, model_k, self.model_id or self.source, self.named, zoo)
+        if advice is None:
+            return
+        warnings.warn(SIMPatternWarning(advice.message), stacklevel=2)
+        if advice.use is not None:
+            other = type(self).from_model(advice.use, self.options, named=False)
+            self.__dict__.update(other.__dict__)
 
     def _params(self, stacks: torch.Tensor, pixel_nm: float, path: Any) -> list[SIMParams]:
         from microrestore.sim.reconstruct import resolve_params
@@ -319,12 +365,21 @@ class RDLSIMPredictor:
             data = data.reshape(s.n_orientations, s.n_phases, edge, edge).transpose(1, 0, 2, 3).reshape(data.shape)
         return type(image)(np.ascontiguousarray(data), "TYX", pixel_size=image.pixel_size)
 
+    def _checked_stacks(self, image: Any) -> tuple[torch.Tensor, float]:
+        """The raw stacks and pixel size, after :meth:`match_pattern` (which may switch the default model)."""
+        stacks, pixel_nm = self._stacks(image)
+        self.match_pattern(stacks, pixel_nm)
+        return self._stacks(image)
+
     def denoise(self, image: Any) -> torch.Tensor:
         """The rDL-denoised raw stacks of ``image``: float32 ``(n, n_or, n_ph, Y, X)`` in the input's units."""
-        stacks, pixel_nm = self._stacks(image)
+        stacks, pixel_nm = self._checked_stacks(image)
         params = self._params(stacks, pixel_nm, image.path)
         self.last_params_all, self.last_params = params, params[0]
         return self.denoise_stacks(stacks, params, pixel_nm)
+
+    def _set_wiener(self, choice: Any) -> None:
+        self.last_wiener = choice
 
     # -- Predictor -----------------------------------------------------------------------------------------
 
@@ -332,7 +387,7 @@ class RDLSIMPredictor:
         """SR images ``(n, 2 Y, 2 X)`` (float32, input units) of the rDL-denoised, Wiener-reconstructed stacks."""
         from microrestore_rdl_sim.sim_engine import estimate, wiener, write_frames
 
-        stacks, pixel_nm = self._stacks(image)
+        stacks, pixel_nm = self._checked_stacks(image)
         params = self._params(stacks, pixel_nm, image.path)
         self.last_params_all, self.last_params = params, params[0]
         denoised = self.denoise_stacks(stacks, params, pixel_nm)
@@ -341,7 +396,7 @@ class RDLSIMPredictor:
         if self.settings.reestimate:
             params = [estimate(denoised, self.settings, pixel_nm, quiet=False)]
             self.last_params_all, self.last_params = params, params[0]
-        sr = wiener(denoised, params, self.settings, pixel_nm, self.device)
+        sr = wiener(denoised, params, self.settings, pixel_nm, self.device, on_wiener=self._set_wiener)
         result = sr.numpy().astype(np.float32, copy=False)
         if out is None:
             return result

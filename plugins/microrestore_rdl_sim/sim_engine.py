@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,6 +14,9 @@ from microrestore.errors import InputError
 from microrestore.sim.options import SIMOptions
 from microrestore.sim.otf import OTF, load_otf
 from microrestore.sim.params import SIMParams
+
+if TYPE_CHECKING:
+    from microrestore.sim.wiener_auto import WienerChoice
 
 
 def stacks_from_image(image: Any, options: SIMOptions) -> torch.Tensor:
@@ -90,21 +94,29 @@ def wiener(
     options: SIMOptions,
     pixel_size_nm: float,
     device: torch.device | str = "cpu",
+    on_wiener: Callable[[WienerChoice], None] | None = None,
 ) -> torch.Tensor:
     """Wiener-SIM of stacks ``(n, n_or, n_ph, Y, X)`` as ``wiener-sim`` does it (one parameter set, or one per stack).
 
     The stacks are prepared (orientation equalisation, border taper) and reconstructed with
-    :class:`~microrestore.sim.wiener.WienerFilter`, whose keyword options are taken from ``options``.
+    :class:`~microrestore.sim.wiener.WienerFilter`, whose keyword options are taken from ``options``; the
+    Wiener constant ``"auto"`` is chosen from the noise of these stacks (the denoised frames in rDL-SIM) and
+    handed to ``on_wiener``.
     """
     import inspect
 
     from microrestore.sim.reconstruct import prepare_stacks
     from microrestore.sim.wiener import WienerFilter
+    from microrestore.sim.wiener_auto import choose_wiener
 
     otf = load_otf_for(options, pixel_size_nm)
     fixed = {"params", "otf", "shape_yx", "pixel_size_nm", "device"}
     names = [n for n in inspect.signature(WienerFilter).parameters if n not in fixed]
     kwargs = {n: getattr(options, n) for n in names if hasattr(options, n)}
+    choice = choose_wiener(options, stacks, otf, pixel_size_nm)
+    kwargs["wiener"] = choice.value
+    if on_wiener is not None:
+        on_wiener(choice)
     shape = (int(stacks.shape[-2]), int(stacks.shape[-1]))
     x = prepare_stacks(stacks.float(), options)
     filters = [WienerFilter(p, otf, shape, pixel_size_nm, device=device, **kwargs) for p in params]

@@ -8,6 +8,7 @@ rdl`` is ``rdl-sim``); ``estimate`` prints and saves the illumination parameters
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,11 @@ _ORDER = typer.Option(
     "--order",
     help="Frame order of a raw stack: angle-major (all phases of one orientation together) or phase-major.",
 )
-_AXES = typer.Option(None, "--axes", help="Axes of the input when its metadata lacks them (TYX, ZYX).")
+_AXES = typer.Option(
+    None,
+    "--axes",
+    help="Axes of the input when its metadata lacks them (default: a 3D stack of 9 n frames is read as TYX).",
+)
 _DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 _JSON = typer.Option(False, "--json", help="Print the parameters as JSON instead of a table.")
 
@@ -75,13 +80,43 @@ def _optics_options(
     return values
 
 
-def _read(raw: Path, axes: str | None) -> Any:
+def _read(raw: Path, axes: str | None, values: dict[str, Any]) -> Any:
+    """Read raw SIM frames; a 3D stack of ``9 n`` frames without axes metadata is read as ``TYX`` frames."""
     from microrestore import api
     from microrestore.io import read_image
 
-    image = read_image(raw, axes=axes)
+    try:
+        image = read_image(raw, axes=axes)
+    except InputError as first:
+        if axes is not None:
+            raise
+        n_frames = int(values.get("n_orientations", 3)) * int(values.get("n_phases", 3))
+        image = _read_plain_frames(raw)
+        if image is None:
+            raise first from None
+        if image.data.shape[0] % n_frames:
+            raise InputError(
+                f"no axes metadata, and its {image.data.shape[0]} frames are not a multiple of the {n_frames} frames "
+                "of a raw SIM stack; give --axes (e.g. --axes TYX) and check the file",
+                raw,
+            ) from None
+        console.print(
+            f"{raw}: no axes metadata; reading its {image.data.shape[0]} frames as raw SIM frames (--axes TYX)",
+            markup=False,
+            highlight=False,
+        )
     api.check_image(image)
     return image
+
+
+def _read_plain_frames(raw: Path) -> Any:
+    """``raw`` read as ``TYX`` frames when it is a 3D stack without axes metadata, else ``None``."""
+    from microrestore.io import read_image
+
+    try:
+        return read_image(raw, axes="TYX")
+    except InputError:
+        return None
 
 
 def _resolve_method(name: str) -> Any:
@@ -97,6 +132,19 @@ def _resolve_method(name: str) -> Any:
 
     hint = did_you_mean(name, [*sim_methods, *(m.removesuffix("-sim") for m in sim_methods)])
     raise InputError(f"unknown SIM method {name!r}{hint}; installed: {', '.join(sim_methods) or 'none'}")
+
+
+def _wiener_value(text: str | None) -> float | str | None:
+    """``--wiener``: ``auto`` or a positive number (``None`` when not given)."""
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 10):
+        raise InputError(f"--wiener must be auto or a number in (0, 10], got {text!r}")
+    return value
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -117,8 +165,15 @@ def reconstruct(
     wavelength_exc: float = _WAVELENGTH_EXC,
     otf: Path = _OTF,
     otf_dk: float = _OTF_DK,
-    wiener: float = typer.Option(
-        None, "--wiener", help="Wiener constant w (denominator w^2 + sum |OTF|^2); default 0.05."
+    wiener: str = typer.Option(
+        None,
+        "--wiener",
+        help=(
+            "Wiener constant w (denominator w^2 + sum |OTF|^2), or auto (default): chosen from the noise of the "
+            "frames and printed. Honeycomb or grainy noise: try a larger w (0.2 to 0.5); blurred: a smaller "
+            "one (0.02 to 0.1)."
+        ),
+        show_default=False,
     ),
     params: Path = typer.Option(None, "--params", help="Illumination parameters (JSON from `sim estimate`)."),
     order: str = _ORDER,
@@ -142,15 +197,28 @@ def reconstruct(
     refuse_existing([output, save_params], overwrite=overwrite)
     found = _resolve_method(method)
     values = _optics_options(
-        na, wavelength, pixel_size, na_exc, wavelength_exc, otf, otf_dk, order, settings, wiener=wiener, params=params
+        na,
+        wavelength,
+        pixel_size,
+        na_exc,
+        wavelength_exc,
+        otf,
+        otf_dk,
+        order,
+        settings,
+        wiener=_wiener_value(wiener),
+        params=params,
     )
     options = PredictOptions(device=device, params=values)
-    image = _read(raw, axes)
+    image = _read(raw, axes, values)
     predictor = api.load_predictor(found, model, options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sr = predictor.predict(image)
     _show_warnings(caught)
+    chosen = getattr(predictor, "last_wiener", None)
+    if chosen is not None and not quiet:
+        console.print(chosen.describe(), markup=False, highlight=False)
     used = getattr(predictor, "last_params", None)
     if used is not None:
         if as_json:
@@ -177,7 +245,9 @@ def reconstruct(
             f"[yellow]Warning:[/] {output}: {sink.out_of_range} pixels ({share:.3g}%) fell outside the {out_dtype} "
             "range and were clipped (Wiener ringing goes below 0); use --dtype float32 to keep them"
         )
-    console.print(f"wrote {output} {'x'.join(map(str, array.shape))} {out_dtype} ({found.name})")
+    model_used = getattr(predictor, "model_id", None)
+    what = f"{found.name}, model {model_used}" if model_used else found.name
+    console.print(f"wrote {output} {'x'.join(map(str, array.shape))} {out_dtype} ({what})", markup=False)
 
 
 @sim_app.command("estimate")
@@ -212,7 +282,7 @@ def estimate(
     options = validate(SIMOptions, values, "sim estimate options")
     if options.params is not None:
         raise InputError("sim estimate computes the parameters; --set params=... makes no sense here")
-    image = _read(raw, axes)
+    image = _read(raw, axes, values)
     stacks = raw_stacks(image, options).to(resolve_device(device))
     pixel_nm = options.resolved_pixel_size_nm(image.pixel_size, image.path)
     otf_used = load_otf(options, pixel_nm)

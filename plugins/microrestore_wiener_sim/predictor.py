@@ -8,6 +8,7 @@ from microrestore.errors import InputError
 from microrestore.plugins.registry import PredictOptions
 from microrestore.sim.options import SIMOptions
 from microrestore.sim.params import SIMParams
+from microrestore.sim.wiener_auto import WienerChoice
 
 
 class WienerSIMPredictor:
@@ -21,6 +22,8 @@ class WienerSIMPredictor:
         Parameters used for the last image (the first stack's with ``per_stack``).
     stack_params
         Parameters of every stack of the last image (one entry unless ``per_stack``).
+    last_wiener
+        The Wiener constant used for the last image (given, or chosen from the noise).
     """
 
     def __init__(self, options: SIMOptions, predict_options: PredictOptions | None = None) -> None:
@@ -28,6 +31,10 @@ class WienerSIMPredictor:
         self.predict_options = predict_options or PredictOptions()
         self.last_params: SIMParams | None = None
         self.stack_params: list[SIMParams] = []
+        self.last_wiener: WienerChoice | None = None
+
+    def _set_wiener(self, choice: WienerChoice) -> None:
+        self.last_wiener = choice
 
     def predict(self, image: Any, out: Any = None) -> Any:
         """Return float32 ``(n, 2 Y, 2 X)`` SR images of the ``n`` raw stacks of ``image`` (or fill ``out``)."""
@@ -42,7 +49,12 @@ class WienerSIMPredictor:
             )
         device = resolve_device(self.predict_options.device)
         result, params = wiener_sim(
-            image, self.options, device=device, out=out, on_progress=self.predict_options.report
+            image,
+            self.options,
+            device=device,
+            out=out,
+            on_progress=self.predict_options.report,
+            on_wiener=self._set_wiener,
         )
         self.stack_params = params
         self.last_params = params[0]
