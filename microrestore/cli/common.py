@@ -6,11 +6,32 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from microrestore.errors import InputError
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+# markup=False: file names, option values, library and plugin messages and install hints are printed verbatim
+# ("cell[red]01.tif", "microrestore[bioimage]", "--method '[/x]'"); styles are applied with Text objects only.
+console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+stdout = Console(highlight=False, soft_wrap=True, markup=False)
+
+
+def styled(label: str, style: str, message: str = "") -> Text:
+    """``label`` in ``style`` followed by ``message`` printed verbatim (no markup is interpreted in either)."""
+    text = Text(label, style=style)
+    if message:
+        text.append(" " + message)
+    return text
+
+
+def print_error(message: str) -> None:
+    """Print ``Error: message`` on stderr, the message verbatim."""
+    console.print(styled("Error:", "bold red", message))
+
+
+def print_warning(message: str, target: Console | None = None) -> None:
+    """Print ``Warning: message`` on stderr (or on ``target``), the message verbatim."""
+    (target or console).print(styled("Warning:", "yellow", message))
 
 
 def parse_settings(items: list[str] | None, option: str = "--set") -> dict[str, Any]:

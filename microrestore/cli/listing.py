@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from microrestore.cli.common import stdout
+from microrestore.cli.common import stdout, styled
 
 
 def add_commands(app: typer.Typer) -> None:
@@ -31,7 +31,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     table.add_column("hooks")
     table.add_column("status")
     for row in rows:
-        status = f"[red]{row['error']}[/]" if row["error"] else "[green]ok[/]"
+        status = styled(row["error"], "red") if row["error"] else styled("ok", "green")
         table.add_row(row["name"], row["version"], row["module"], ", ".join(row["hooks"]), status)
     stdout.print(table)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from microrestore.cli.common import console, parse_settings
+from microrestore.cli.common import console, parse_settings, print_warning
 from microrestore.errors import InputError
 
 
@@ -147,7 +147,7 @@ def _run(task: str, **kw: Any) -> None:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         TimeRemainingColumn(),
@@ -239,4 +239,4 @@ def _budget(plan: Any) -> str:
 
 
 def _warn(progress: Any, message: str) -> None:
-    progress.console.print(f"[yellow]Warning:[/] {message}")
+    print_warning(message, progress.console)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from microrestore.cli.common import console, stdout
+from microrestore.cli.common import console, stdout, styled
 
 app = typer.Typer(help="The model zoo: list, inspect, pull, verify and rebuild models.", no_args_is_help=True)
 
@@ -145,7 +145,7 @@ def verify() -> None:
             verify_files(entry, folder)
         except InputError as exc:
             failed.append(entry.id)
-            console.print(f"[bold red]FAILED[/]  {entry.id} ({kind}): {exc}")
+            console.print(styled("FAILED", "bold red", f" {entry.id} ({kind}): {exc}"))
             continue
         if kind == "bundled":
             bundled += 1

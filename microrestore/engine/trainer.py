@@ -34,6 +34,7 @@ import csv
 import math
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -706,6 +707,8 @@ class Trainer:
                 )
             log.truncate_after(start)
             self._saved_step = start
+            if main and self.progress:
+                print(f"resuming from step {start} of {cfg.steps}", file=sys.stderr, flush=True)
         else:
             start = 0
             log.reset()

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from microrestore.cli.common import console, parse_settings, stdout
+from microrestore.cli.common import console, parse_settings, print_warning, stdout
 from microrestore.errors import InputError
 
 sim_app = typer.Typer(
@@ -94,7 +94,7 @@ def _resolve_method(name: str) -> Any:
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
     for w in caught:
-        console.print(f"[yellow]Warning:[/] {w.message}")
+        print_warning(str(w.message))
 
 
 @sim_app.command("reconstruct")
@@ -161,8 +161,8 @@ def reconstruct(
     write_image(output, array, output_axes(sink.array.shape[0]), pixel_size=sizes)
     if sink.out_of_range:
         share = 100.0 * sink.out_of_range / sink.array.size
-        console.print(
-            f"[yellow]Warning:[/] {output}: {sink.out_of_range} pixels ({share:.3g}%) fell outside the {out_dtype} "
+        print_warning(
+            f"{output}: {sink.out_of_range} pixels ({share:.3g}%) fell outside the {out_dtype} "
             "range and were clipped (Wiener ringing goes below 0); use --dtype float32 to keep them"
         )
     console.print(f"wrote {output} {'x'.join(map(str, array.shape))} {out_dtype} ({found.name})")
