@@ -29,3 +29,10 @@ class InputError(MicrorestoreError):
 
 class PluginError(MicrorestoreError):
     """A plugin failed to load or raised while it was called."""
+
+
+class Terminated(SystemExit):
+    """SIGTERM stopped a run cleanly (after a checkpoint); exits with status ``128 + SIGTERM``.
+
+    Distinct from a ``sys.exit`` called by a plugin, which the core reports as the plugin's failure.
+    """

@@ -34,6 +34,26 @@ def print_warning(message: str, target: Console | None = None) -> None:
     (target or console).print(styled("Warning:", "yellow", message))
 
 
+def to_json(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON of ``data``: NaN and infinite floats become ``null``.
+
+    ``json.dumps`` would write ``NaN`` and ``Infinity``, which JSON parsers refuse.
+    """
+    import json
+    import math
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(item) for item in value]
+        return value
+
+    return json.dumps(clean(data), indent=indent, allow_nan=False)
+
+
 def parse_settings(items: list[str] | None, option: str = "--set") -> dict[str, Any]:
     """Parse ``key=value`` items; values are read as YAML scalars (``3`` -> int, ``true`` -> bool).
 

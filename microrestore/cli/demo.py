@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from microrestore.cli.common import console, stdout
+from microrestore.cli.common import console, stdout, to_json
 
 #: The method whose default model the demo shows, and the classical baseline shown beside it.
 DEMO_METHOD = "care"
@@ -50,7 +49,7 @@ def demo(
     figure = metrics.evaluation_figure(
         output / "figure.png", restored[DEMO_METHOD], gt, input=np.asarray(noisy.data), title=f"{DEMO_METHOD} (demo)"
     )
-    atomic_write_text(output / "metrics.json", json.dumps(results, indent=2))
+    atomic_write_text(output / "metrics.json", to_json(results))
     table = Table(title="microrestore demo: denoising a simulated low-light image (vs ground truth)")
     table.add_column("image")
     for key in ("psnr", "ssim", "pcc", "nrmse"):

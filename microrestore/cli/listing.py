@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.table import Table
 
-from microrestore.cli.common import stdout, styled
+from microrestore.cli.common import stdout, styled, to_json
 
 
 def add_commands(app: typer.Typer) -> None:
@@ -23,7 +21,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
     host = get_host()
     rows = [info.as_dict() for info in host.plugins.values()]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(to_json(rows))
         return
     table = Table(title="microrestore plugins")
     for column in ("plugin", "version", "module"):
@@ -59,7 +57,7 @@ def methods(
         if task is None or m.task == task
     ]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(to_json(rows))
         return
     table = Table(title="microrestore methods")
     for column in ("method", "task", "plugin", "version", "default model", "trainable"):

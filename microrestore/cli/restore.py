@@ -39,6 +39,11 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             False, "--skip-existing", help="Leave outputs that already exist (resume an interrupted run)."
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+        allow_nonfinite: bool = typer.Option(
+            False,
+            "--allow-nonfinite",
+            help="Write results holding NaN or infinite values (with a warning) instead of refusing them.",
+        ),
         precision: str = typer.Option(
             "fp32", "--precision", help="Network precision: fp32, bf16, fp16 (CUDA) or auto (bf16 on CUDA)."
         ),
@@ -80,6 +85,7 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "settings": settings,
             "skip_existing": skip_existing,
             "quiet": quiet,
+            "allow_nonfinite": allow_nonfinite,
             "precision": precision,
             "compile": compile_network,
             "tta": tta,
@@ -114,6 +120,7 @@ def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
     for item in kw["settings"] or []:
         args += ["--set", item]
     flags = (("skip_existing", "--skip-existing"), ("quiet", "--quiet"), ("compile", "--compile"), ("tta", "--tta"))
+    flags += (("allow_nonfinite", "--allow-nonfinite"),)
     for name, flag in (*flags, ("self_supervised", "--self-supervised")):
         args += [flag] if kw[name] else []
     return args
@@ -193,6 +200,7 @@ def _run(task: str, **kw: Any) -> None:
             on_file=on_file,
             warn=functools.partial(_warn, progress),
             self_supervised=plan,
+            allow_nonfinite=kw["allow_nonfinite"],
         )
     finally:
         if live:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from microrestore.cli.common import console, stdout, styled
+from microrestore.cli.common import console, stdout, styled, to_json
 
 app = typer.Typer(help="The model zoo: list, inspect, pull, verify and rebuild models.", no_args_is_help=True)
 
@@ -44,7 +43,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     # methods that need a model but have none to run without training
     missing = sorted(name for name, m in methods.items() if m.needs_model and m.train and not m.default_model)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(to_json(rows))
         return
     # version and licence are in ``zoo info`` and ``--json``; the table keeps ids whole on an 80-column terminal
     # versions, descriptions and licences are in ``zoo info`` and ``--json``; the table fits 80 columns
@@ -78,7 +77,7 @@ def info(model_id: str = typer.Argument(..., help="Zoo id.")) -> None:
         raise InputError(f"unknown model {model_id!r}; see 'microrestore zoo list'")
     data = asdict(entry)
     data["source"] = str(data["source"])
-    typer.echo(json.dumps(data, indent=2))
+    typer.echo(to_json(data))
 
 
 @app.command("pull")

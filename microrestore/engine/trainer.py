@@ -51,7 +51,7 @@ from microrestore.engine.checkpoints import has_checkpoint, load_checkpoint, rea
 from microrestore.engine.device import autocast_context, make_grad_scaler, resolve_device, resolve_precision
 from microrestore.engine.progress import TrainingDisplay
 from microrestore.engine.seeding import deterministic_algorithms, step_rng
-from microrestore.errors import InputError, MicrorestoreError
+from microrestore.errors import InputError, MicrorestoreError, Terminated
 from microrestore.io.atomic import atomic_write_text
 
 CHECKPOINT_DIR = "checkpoints"
@@ -358,7 +358,7 @@ class _Interrupt:
 
     def reraise(self) -> None:
         if self.signum == signal.SIGTERM:
-            raise SystemExit(128 + int(signal.SIGTERM))
+            raise Terminated(128 + int(signal.SIGTERM))
         raise KeyboardInterrupt
 
 

@@ -151,6 +151,7 @@ def reconstruct(
     out_dtype = api.output_dtype(image.data.dtype, None if dtype == "same" else dtype)
     sink = OutputSink(np.empty(sr.shape, dtype=out_dtype))
     sink[...] = sr
+    sink.check_finite(output, image.path, found.name)
     from microrestore.sim.reconstruct import output_axes
 
     pixel_nm = options.params.get("pixel_size_nm") or 1000.0 * float(

@@ -7,6 +7,7 @@ bracketed user text, messages naming no file, a 20 KB licence error and invalid 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 
 from microrestore.io import write_image
 
@@ -155,3 +157,219 @@ def test_ctrl_c_during_train_exits_130_with_the_resume_command(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from step {step} of 100000" in resumed.stderr
+
+
+# -- non-finite results are not written without being asked --------------------------------------------
+
+FAULTY_PLUGIN = '''
+import numpy as np
+
+from microrestore import hookimpl
+from microrestore.plugins.registry import Method
+
+
+class Lazy:
+    """Ignores out and returns its own array: the core used to write out's uninitialised memory."""
+
+    def predict(self, image, out=None):
+        return np.asarray(image.data, dtype=np.float32) * 2
+
+
+class Half:
+    """Fills only the first half of the rows."""
+
+    def predict(self, image, out=None):
+        rows = image.data.shape[0] // 2
+        out[:rows] = np.asarray(image.data[:rows], dtype=np.float32)
+        return out
+
+
+class Poison:
+    """Writes NaN and Inf (as NaN or huge weights do)."""
+
+    def predict(self, image, out=None):
+        result = np.asarray(image.data, dtype=np.float32).copy()
+        result[0, :4] = [np.nan, np.inf, -np.inf, np.nan]
+        out[...] = result
+        return out
+
+
+class Exits:
+    def predict(self, image, out=None):
+        raise SystemExit(3)
+
+
+@hookimpl
+def register_methods(register):
+    for name, cls in (("lazy", Lazy), ("half", Half), ("poison", Poison), ("exits", Exits)):
+        register(Method(name=name, task="restore", summary=name, load=lambda model, options, c=cls: c(),
+                        needs_model=False))
+'''
+
+
+@pytest.fixture
+def faulty(install_plugin):
+    install_plugin("faulty-plugin", "0.3", {"faulty": "mr_faulty"}, {"mr_faulty": FAULTY_PLUGIN})
+
+
+@pytest.mark.parametrize("method", ["lazy", "half"])
+def test_predictor_that_does_not_fill_out_is_named(cli, tmp_path, faulty, method):
+    write_image(tmp_path / "in.tif", _image(), "YX")
+    result = cli("restore", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "-m", method)
+    line = _one_line(result, 1, "plugin faulty 0.3", f"{method} predict", "in.tif")
+    assert "of 4096 values written" in line
+    assert not (tmp_path / "out.tif").exists()
+
+
+@pytest.mark.parametrize("dtype", ["same", "float32"])
+def test_nan_or_inf_result_is_not_written(cli, tmp_path, faulty, dtype):
+    work = tmp_path / "work"
+    work.mkdir()
+    write_image(work / "in.tif", _image(), "YX")
+    out = work / "out.tif"
+    result = cli("restore", work / "in.tif", "-o", out, "-m", "poison", "--dtype", dtype)
+    _one_line(result, 1, str(out), "not written", "4 NaN or infinite", "--allow-nonfinite")
+    assert list(work.iterdir()) == [work / "in.tif"]  # no output, no temporary file
+
+
+def test_allow_nonfinite_writes_with_a_warning(cli, tmp_path, faulty):
+    write_image(tmp_path / "in.tif", _image(), "YX")
+    out = tmp_path / "out.tif"
+    result = cli("restore", tmp_path / "in.tif", "-o", out, "-m", "poison", "--dtype", "float32", "--allow-nonfinite")
+    assert result.exit_code == 0, result.output
+    assert "4 NaN or infinite values" in result.stderr
+    written = tifffile.imread(out)
+    assert np.isnan(written[0, 0]) and np.isinf(written[0, 1])
+
+
+def test_streamed_nan_result_leaves_no_file(tmp_path, faulty, monkeypatch):
+    from microrestore import api
+    from microrestore.errors import MicrorestoreError
+
+    monkeypatch.setattr(api, "STREAM_BYTES", 1)  # stream through a memory-mapped TIFF
+    work = tmp_path / "work"
+    work.mkdir()
+    write_image(work / "in.tif", _image(), "YX")
+    with pytest.raises(MicrorestoreError, match="not written"):
+        api.restore_files([work / "in.tif"], work / "out.tif", method="poison", dtype="float32")
+    assert sorted(p.name for p in work.iterdir()) == ["in.tif"]
+
+
+def test_plugin_sys_exit_in_predict_is_reported(cli, tmp_path, faulty):
+    write_image(tmp_path / "in.tif", _image(), "YX")
+    result = cli("restore", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "-m", "exits")
+    _one_line(result, 1, "plugin faulty 0.3", "sys.exit(3)")
+
+
+def _huge_pixel_image(tmp_path: Path) -> Path:
+    data = _image((96, 96), np.float32)
+    data[40, 40] = 3e38
+    write_image(tmp_path / "huge.tif", data, "YX")
+    return tmp_path / "huge.tif"
+
+
+def test_nl_means_keeps_its_result_around_a_huge_pixel(cli, tmp_path):
+    path = _huge_pixel_image(tmp_path)
+    result = cli("denoise", path, "-o", tmp_path / "out.tif", "-m", "nl-means", "--dtype", "float32", *NOISE)
+    assert result.exit_code == 0, result.output
+    out = tifffile.imread(tmp_path / "out.tif")
+    assert np.isfinite(out).all()
+    assert out[40, 40] == pytest.approx(3e38, rel=1e-3)  # the value is data: kept, not clipped
+    clean = tifffile.imread(path)
+    clean[40, 40] = 130.0
+    write_image(tmp_path / "clean.tif", clean, "YX")
+    cli("denoise", tmp_path / "clean.tif", "-o", tmp_path / "ref.tif", "-m", "nl-means", *NOISE)
+    ref = tifffile.imread(tmp_path / "ref.tif")
+    far = np.ones(out.shape, bool)
+    far[40 - 10 : 40 + 11, 40 - 10 : 40 + 11] = False  # search radius 6 + patch radius 2 (+ margin)
+    np.testing.assert_allclose(out[far], ref[far], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "needle"),
+    [
+        ("richardson-lucy", ["--set", "na=1.2", "--set", "wavelength_nm=500", "--set", "pixel_size_nm=100"], "FFT"),
+        ("care", [], "receptive field"),
+    ],
+)
+def test_huge_pixel_is_refused_by_fft_and_network_methods(cli, tmp_path, method, args, needle):
+    path = _huge_pixel_image(tmp_path)
+    result = cli("restore", path, "-o", tmp_path / "out.tif", "-m", method, *args)
+    _one_line(result, 2, "huge.tif", "3e+38", needle)
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_richardson_lucy_of_huge_values_does_not_overflow():
+    from microrestore_richardson_lucy.deconv import richardson_lucy
+
+    image = np.random.default_rng(0).random((40, 40)).astype(np.float32) * 100
+    psf = np.ones((5, 5))
+    reference = richardson_lucy(image, psf, iterations=5, tv_weight=0.01)
+    scaled = richardson_lucy(image * np.float32(2.0**120), psf, iterations=5, tv_weight=0.01)
+    assert np.isfinite(scaled).all()
+    np.testing.assert_array_equal(scaled / np.float32(2.0**120), reference)  # scaling by 2**k is exact
+
+
+# -- nl-means keeps negative (background-subtracted) data in its units ---------------------------------
+
+
+def test_nl_means_keeps_negative_data(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:96, :96]
+    clean = 200 + 150 * np.sin(x / 7.0) * np.cos(y / 9.0)
+    noisy = rng.poisson(clean / 2.0) * 2.0 + rng.normal(0, 3, clean.shape)
+    data = np.round(noisy - 300).astype(np.int16)  # background-subtracted: mostly negative
+    write_image(tmp_path / "in.tif", data, "YX")
+    result = cli("denoise", tmp_path / "in.tif", "-o", tmp_path / "out.tif", "-m", "nl-means")
+    assert result.exit_code == 0, result.output
+    out = tifffile.imread(tmp_path / "out.tif").astype(np.float64)
+    assert tifffile.imread(tmp_path / "out.tif").dtype == np.int16
+    truth = clean - 300
+    assert np.count_nonzero(out == 0) < 0.01 * out.size  # used to be 88 % zeros
+    assert abs(out.mean() - data.mean()) < 2.0  # the input's units
+    assert np.sqrt(np.mean((out - truth) ** 2)) < 0.5 * np.sqrt(np.mean((data - truth) ** 2))
+
+
+# -- plugin loading: unknown names and sys.exit ---------------------------------------------------------
+
+
+def test_unknown_name_in_load_plugins_is_an_error_in_strict_mode(cli, monkeypatch):
+    monkeypatch.setenv("MICRORESTORE_LOAD_PLUGINS", "care,carre")
+    monkeypatch.setenv("MICRORESTORE_STRICT_PLUGINS", "1")
+    result = cli("methods")
+    _one_line(result, 1, "carre", "MICRORESTORE_LOAD_PLUGINS", "not installed")
+
+
+def test_unknown_name_in_load_plugins_warns(cli, monkeypatch):
+    monkeypatch.setenv("MICRORESTORE_LOAD_PLUGINS", "carre")
+    result = cli("methods", "--json")
+    assert result.exit_code == 0
+    assert "Warning: plugin carre named in MICRORESTORE_LOAD_PLUGINS is not installed" in result.stderr
+
+
+EXITS_ON_IMPORT = "import sys\nsys.exit(3)\n"
+EXITS_IN_HOOK = """
+import sys
+
+from microrestore import hookimpl
+
+
+@hookimpl
+def register_methods(register):
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("source", [EXITS_ON_IMPORT, EXITS_IN_HOOK])
+def test_plugin_calling_sys_exit_is_a_warning(cli, install_plugin, source):
+    install_plugin("quitter", "1.0", {"quitter": "mr_quitter"}, {"mr_quitter": source})
+    result = cli("methods", "--json")
+    assert result.exit_code == 0, result.output
+    assert "plugin quitter 1.0" in result.stderr and "sys.exit(3)" in result.stderr
+    assert any(row["name"] == "care" for row in json.loads(result.stdout))
+
+
+def test_plugin_calling_sys_exit_is_an_error_in_strict_mode(cli, install_plugin, monkeypatch):
+    install_plugin("quitter", "1.0", {"quitter": "mr_quitter"}, {"mr_quitter": EXITS_ON_IMPORT})
+    monkeypatch.setenv("MICRORESTORE_STRICT_PLUGINS", "1")
+    _one_line(cli("methods"), 1, "plugin quitter 1.0", "sys.exit(3)")
