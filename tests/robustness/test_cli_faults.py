@@ -373,3 +373,61 @@ def test_plugin_calling_sys_exit_is_an_error_in_strict_mode(cli, install_plugin,
     install_plugin("quitter", "1.0", {"quitter": "mr_quitter"}, {"mr_quitter": EXITS_ON_IMPORT})
     monkeypatch.setenv("MICRORESTORE_STRICT_PLUGINS", "1")
     _one_line(cli("methods"), 1, "plugin quitter 1.0", "sys.exit(3)")
+
+
+# -- messages name the file and the option as the user typed it ----------------------------------------
+
+
+def test_evaluate_constant_truth_names_the_file_and_the_option(cli, tmp_path):
+    write_image(tmp_path / "pred.tif", _image(), "YX")
+    write_image(tmp_path / "truth.tif", np.full((64, 64), 7, np.uint16), "YX")
+    line = _one_line(cli("evaluate", tmp_path / "pred.tif", tmp_path / "truth.tif"), 2, "truth.tif", "--data-range")
+    assert "data_range" not in line.replace(str(tmp_path), "")
+
+
+def test_evaluate_bad_data_range_names_the_option(cli, tmp_path):
+    write_image(tmp_path / "pred.tif", _image(), "YX")
+    result = cli("evaluate", tmp_path / "pred.tif", tmp_path / "pred.tif", "--data-range", "-1")
+    line = _one_line(result, 2, "pred.tif", "--data-range must be a positive")
+    assert "data_range" not in line.replace(str(tmp_path), "")
+
+
+def test_evaluate_json_is_strict(cli, tmp_path):
+    """A constant prediction has no correlation (NaN); identical images an infinite PSNR: both are null."""
+    write_image(tmp_path / "flat.tif", np.full((64, 64), 7, np.uint16), "YX")
+    write_image(tmp_path / "truth.tif", _image(), "YX")
+    result = cli("evaluate", tmp_path / "flat.tif", tmp_path / "truth.tif", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"invalid JSON constant {name}"))
+    assert rows["prediction"]["pcc"] is None
+    same = cli("evaluate", tmp_path / "truth.tif", tmp_path / "truth.tif", "--json")
+    assert json.loads(same.stdout, parse_constant=lambda name: pytest.fail(name))["prediction"]["psnr"] is None
+
+
+def test_train_patch_larger_than_an_image_names_the_file(cli, tmp_path):
+    for folder in ("src", "tgt"):
+        (tmp_path / folder).mkdir()
+        write_image(tmp_path / folder / "small.tif", _image((24, 24)), "YX")
+    result = cli(
+        "train", "care", "--source", tmp_path / "src", "--target", tmp_path / "tgt", "-o", tmp_path / "m",
+        "--steps", "1", "--set", "patch_size=32", "--device", "cpu",
+    )  # fmt: skip
+    _one_line(result, 2, str(tmp_path / "src" / "small.tif"), "(24, 24)", "smaller than the training patch (32, 32)")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(("licence", "suggestion"), [("BSD3", "BSD-3-Clause"), ("mit", "'MIT'"), ("qqqq", "MIT")])
+def test_export_bad_licence_is_one_short_line(cli, tmp_path, licence, suggestion):
+    result = cli("export", "care-demo-2d", "-o", tmp_path / "x.zip", "--license", licence)
+    line = _one_line(result, 2, f"unknown licence '{licence}'", suggestion)
+    assert len(line) < 300, len(line)
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_export_refuses_to_overwrite_its_own_input(cli, tmp_path):
+    package = tmp_path / "model.zip"
+    package.write_bytes(b"PK\x05\x06" + bytes(18))  # any existing file: refused before it is read
+    before = package.read_bytes()
+    _one_line(cli("export", package, "-o", package), 2, "model.zip", "is the model being exported")
+    _one_line(cli("export", package, "-o", tmp_path / "." / "model.zip"), 2, "is the model being exported")
+    assert package.read_bytes() == before
