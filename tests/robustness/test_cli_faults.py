@@ -431,3 +431,33 @@ def test_export_refuses_to_overwrite_its_own_input(cli, tmp_path):
     _one_line(cli("export", package, "-o", package), 2, "model.zip", "is the model being exported")
     _one_line(cli("export", package, "-o", tmp_path / "." / "model.zip"), 2, "is the model being exported")
     assert package.read_bytes() == before
+
+
+def test_model_with_nan_weights_writes_nothing(cli, tmp_path):
+    """A diverged training can save NaN weights (with a valid checksum): its all-NaN output is refused."""
+    import torch
+    import yaml
+    from safetensors.torch import load_file, save_file
+
+    from microrestore import api
+    from microrestore.engine.checkpoints import sha256_file
+    from microrestore.simulation import simulate
+
+    simulate("denoise", tmp_path / "sim", n=2, seed=3, photons=20, shape=(48, 48))
+    config = {"base_filters": 4, "depth": 1, "patch_size": 16, "batch_size": 2, "validation_every": 1}
+    model = api.train(
+        "care", [tmp_path / "sim" / "noisy"], tmp_path / "model", target=[tmp_path / "sim" / "clean"],
+        config=config, steps=1, progress=False, device="cpu",
+    )  # fmt: skip
+    weights = model / "weights.safetensors"
+    tensors = {
+        k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in load_file(weights).items()
+    }
+    save_file(tensors, weights)
+    document = yaml.safe_load((model / "config.yaml").read_text())
+    document["weights"]["sha256"] = sha256_file(weights)
+    (model / "config.yaml").write_text(yaml.safe_dump(document))
+    out = tmp_path / "out.tif"
+    result = cli("denoise", tmp_path / "sim" / "noisy" / "field_000.tif", "-o", out, "-m", "care", "--model", model)
+    _one_line(result, 1, str(out), "not written", "NaN or infinite", "100% of the pixels")
+    assert not out.exists()
