@@ -50,7 +50,7 @@ def _one_line(result, code: int, *needles: str) -> str:
         (["--method", "[/x]"], "unknown method '[/x]'"),
         (["--method", "nl-means", "--set", "[/]=1"], "[/]"),
         (["--method", "care", "--model", "[/x]"], "[/x]"),
-        (["--method", "nl-means", "--set", "patch_size=[/bold]"], "--set for method 'nl-means'"),
+        (["--method", "nl[bold]means"], "unknown method 'nl[bold]means'"),
     ],
 )
 def test_bracketed_user_text_is_printed_verbatim(cli, tmp_path, args, needle):
