@@ -36,6 +36,7 @@ class RestoreResult:
     seconds: float
     out_of_range: int
     streamed: bool
+    non_finite: int = 0
 
 
 @dataclass
@@ -268,6 +269,7 @@ def restore_files(
     on_file: Callable[[int, int, Path], None] | None = None,
     warn: Callable[[str], None] | None = None,
     self_supervised: SelfSupervised | None = None,
+    allow_nonfinite: bool = False,
 ) -> list[RestoreResult]:
     """Restore files (paths, folders or globs) into ``output`` (a file for one input, else a folder).
 
@@ -282,6 +284,9 @@ def restore_files(
 
     With ``self_supervised``, a self-supervised method is first trained on each input itself (its own model,
     within the given budget), then restores it; ``on_file`` is called before that training.
+
+    A result holding NaN or infinite values is not written: a :class:`~microrestore.errors.MicrorestoreError`
+    names the output (and no file is left), unless ``allow_nonfinite`` (then ``warn`` says how many).
     """
     from microrestore.io import read_image
     from microrestore.io.atomic import clean_stale_temps
@@ -319,16 +324,21 @@ def restore_files(
         check_image(image)
         check_writable(dst, tuple(image.data.shape), output_dtype(image.data.dtype, dtype), image.axes)
         if self_supervised is None:
-            results.append(_restore_one(predictor, image, dst, dtype, warn))
+            results.append(_restore_one(predictor, image, dst, dtype, warn, allow_nonfinite))
             continue
         with _self_supervised_model(found, src, self_supervised, options, axes) as trained:
             own = load_predictor(found, trained, options)
-            results.append(_restore_one(own, image, dst, dtype, warn))
+            results.append(_restore_one(own, image, dst, dtype, warn, allow_nonfinite))
     return results
 
 
 def _restore_one(
-    predictor: Predictor, image: Any, dst: Path, dtype: str | None, warn: Callable[[str], None] | None
+    predictor: Predictor,
+    image: Any,
+    dst: Path,
+    dtype: str | None,
+    warn: Callable[[str], None] | None,
+    allow_nonfinite: bool = False,
 ) -> RestoreResult:
     from microrestore.engine.outputs import OutputSink
     from microrestore.io import kept_metadata, output_memmap, write_image
@@ -350,17 +360,24 @@ def _restore_one(
             with writer(tmp, image.data.shape, out_dtype, image.axes, image.pixel_size) as array:
                 sink = OutputSink(array)
                 predictor.predict(image, out=sink)
+                _check_finite(sink, dst, image, predictor, allow_nonfinite)
     elif streamed and dst.name.lower().endswith((".tif", ".tiff")):
         with output_memmap(
             dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size, metadata=metadata
         ) as mm:
             sink = OutputSink(mm)
             predictor.predict(image, out=sink)
+            _check_finite(sink, dst, image, predictor, allow_nonfinite)
     else:
         streamed = False
         sink = OutputSink(np.empty(image.data.shape, dtype=out_dtype))
         predictor.predict(image, out=sink)
+        _check_finite(sink, dst, image, predictor, allow_nonfinite)
         write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size, metadata=metadata)
+    if sink.non_finite and warn is not None:
+        share = 100.0 * sink.non_finite / max(1, sink.size)
+        kept = "kept" if out_dtype.kind == "f" else "clipped to the dtype's range (NaN to 0)"
+        warn(f"{dst}: {sink.non_finite} NaN or infinite values ({share:.3g}%) {kept} (--allow-nonfinite)")
     if sink.out_of_range and warn is not None:
         share = 100.0 * sink.out_of_range / max(1, int(np.prod(image.data.shape)))
         if np.issubdtype(out_dtype, np.integer):
@@ -380,7 +397,14 @@ def _restore_one(
         seconds=time.perf_counter() - start,
         out_of_range=sink.out_of_range,
         streamed=streamed,
+        non_finite=sink.non_finite,
     )
+
+
+def _check_finite(sink: Any, dst: Path, image: Any, predictor: Any, allow: bool) -> None:
+    """Refuse to publish ``dst`` when the result holds NaN or Inf (before its file is renamed into place)."""
+    if not allow:
+        sink.check_finite(dst, image.path, getattr(predictor, "method", None))
 
 
 def _streamed_writer(dst: Path) -> Callable[..., Any] | None:

@@ -33,3 +33,10 @@ class PluginError(MicrorestoreError):
 
 class MicrorestoreWarning(UserWarning):
     """Something the user should know about an input or a result that is not an error (the CLI prints one line)."""
+
+
+class Terminated(SystemExit):
+    """SIGTERM stopped a run cleanly (after a checkpoint); exits with status ``128 + SIGTERM``.
+
+    Distinct from a ``sys.exit`` called by a plugin, which the core reports as the plugin's failure.
+    """

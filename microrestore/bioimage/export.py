@@ -476,7 +476,7 @@ def _model_descr(
         description=description,
         authors=[v0_5.Author(name=a) for a in (request.authors or DEFAULT_AUTHORS)],
         cite=[v0_5.CiteEntry(text=c["text"], doi=v0_5.Doi(c["doi"])) for c in cite],
-        license=v0_5.LicenseId(request.license or src.document.get("license") or DEFAULT_LICENSE),
+        license=license_id(request.license or src.document.get("license") or DEFAULT_LICENSE),
         documentation=v0_5.FileDescr(source=readme),
         covers=[v0_5.FileDescr(source=cover)],
         # microrestore's own model folder, byte for byte: ``microrestore.zoo.package`` loads it natively
@@ -910,6 +910,45 @@ def _stage_description(src: _Source, workdir: Path, request: _Request, network: 
     )
 
 
+def license_id(value: str) -> Any:
+    """``value`` as a bioimage.io ``LicenseId``; an unknown id is one line with the closest SPDX ids.
+
+    (bioimageio.spec's own validation error lists all 700 SPDX ids: a 20 KB line.)
+
+    Raises
+    ------
+    InputError
+        ``value`` is not an SPDX licence id bioimage.io accepts.
+    """
+    import difflib
+    import typing
+
+    from bioimageio.spec._internal.license_id import DeprecatedLicenseIdLiteral, LicenseIdLiteral
+    from bioimageio.spec.model import v0_5
+
+    known = [*typing.get_args(LicenseIdLiteral), *typing.get_args(DeprecatedLicenseIdLiteral)]
+    text = str(value)
+    if text in known:
+        return v0_5.LicenseId(text)
+    by_lower = {k.lower(): k for k in known}
+    if text.lower() in by_lower:
+        raise InputError(
+            f"unknown licence {text!r}; did you mean {by_lower[text.lower()]!r}? (SPDX ids are case-sensitive)"
+        )
+
+    def key(name: str) -> str:
+        return "".join(c for c in name.lower() if c.isalnum())
+
+    by_key = {key(k): k for k in known}
+    starts = sorted((k for k in known if key(k).startswith(key(text))), key=len) if key(text) else []
+    similar = [by_key[k] for k in difflib.get_close_matches(key(text), list(by_key), n=4, cutoff=0.6)]
+    close = list(dict.fromkeys([*starts[:3], *similar]))[:4]
+    hint = (
+        f"; close SPDX ids: {', '.join(close)}" if close else "; give an SPDX id such as BSD-3-Clause, MIT or CC-BY-4.0"
+    )
+    raise InputError(f"unknown licence {text[:80]!r} (not an SPDX licence id){hint}")
+
+
 def export_model(
     model_dir: str | Path,
     output_zip: str | Path,
@@ -984,6 +1023,11 @@ def export_model(
         raise InputError("the package must be a .zip file", output)
     if not output.parent.is_dir():
         raise InputError("the output folder does not exist", output.parent)
+    if license is not None:
+        license_id(license)  # before the model is built and tested: a typo costs nothing
+    source = Path(str(model_dir)).expanduser()
+    if source.exists() and output.exists() and source.resolve() == output.resolve():
+        raise InputError("the package to write is the model being exported; give another -o", output)
     workdir = Path(tempfile.mkdtemp(prefix="microrestore-bioimage-"))
     try:
         started = time.perf_counter()

@@ -14,7 +14,7 @@ import typer
 
 from microrestore import __version__
 from microrestore.cli import evaluate, export, listing, restore, simulate, train, zoo
-from microrestore.cli.common import cli_warnings, console
+from microrestore.cli.common import cli_warnings, console, print_error
 from microrestore.cli.flags import flags_without_type
 from microrestore.errors import MicrorestoreError
 
@@ -86,11 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = build_app()
         command = flags_without_type(typer.main.get_command(app))
-        with cli_warnings():  # microrestore's warnings as one line each
-            command.main(args=args, prog_name="microrestore", standalone_mode=False)
+        # Not command.main(): typer's main turns Ctrl-C into a returned 130 (with standalone_mode=False) that
+        # looked like success; here KeyboardInterrupt reaches the handler below, and typer.Exit its own.
+        with cli_warnings(), command.make_context("microrestore", args) as ctx:  # warnings as one line each
+            command.invoke(ctx)
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
+    except (typer.Abort, EOFError):
         console.print("Aborted.")
         return 130
     except typer.TyperException as exc:  # click's usage errors (typer vendors click)
@@ -100,26 +102,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if show is not None:
             show(file=sys.stderr)
         else:
-            console.print(f"[bold red]Error:[/] {_one_line(str(exc))}")
+            print_error(_one_line(str(exc)))
         return int(getattr(exc, "exit_code", 2))
     except MicrorestoreError as exc:
         if debug:
             raise
         if not getattr(exc, "forwarded", False):  # another process of a torchrun job printed it already
-            console.print(f"[bold red]Error:[/] {_one_line(str(exc))}")
+            print_error(_one_line(str(exc)))
         return exc.exit_code
     except KeyboardInterrupt:
-        console.print("Interrupted.")
+        console.print("interrupted")
         return 130
     except MemoryError:
         if debug:
             raise
-        console.print("[bold red]Error:[/] out of memory; try a smaller --tile or --batch-size")
+        print_error("out of memory; try a smaller --tile or --batch-size")
         return 1
     except Exception as exc:
         if debug:
             raise
-        console.print(f"[bold red]Error:[/] {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for details)")
+        print_error(f"{type(exc).__name__}: {_one_line(str(exc))} (run with --debug for details)")
         return 1
     return 0
 

@@ -9,11 +9,52 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from microrestore.errors import InputError, MicrorestoreWarning
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+# markup=False: file names, option values, library and plugin messages and install hints are printed verbatim
+# ("cell[red]01.tif", "microrestore[bioimage]", "--method '[/x]'"); styles are applied with Text objects only.
+console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+stdout = Console(highlight=False, soft_wrap=True, markup=False)
+
+
+def styled(label: str, style: str, message: str = "") -> Text:
+    """``label`` in ``style`` followed by ``message`` printed verbatim (no markup is interpreted in either)."""
+    text = Text(label, style=style)
+    if message:
+        text.append(" " + message)
+    return text
+
+
+def print_error(message: str) -> None:
+    """Print ``Error: message`` on stderr, the message verbatim."""
+    console.print(styled("Error:", "bold red", message))
+
+
+def print_warning(message: str, target: Console | None = None) -> None:
+    """Print ``Warning: message`` on stderr (or on ``target``), the message verbatim."""
+    (target or console).print(styled("Warning:", "yellow", message))
+
+
+def to_json(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON of ``data``: NaN and infinite floats become ``null``.
+
+    ``json.dumps`` would write ``NaN`` and ``Infinity``, which JSON parsers refuse.
+    """
+    import json
+    import math
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(item) for item in value]
+        return value
+
+    return json.dumps(clean(data), indent=indent, allow_nan=False)
 
 
 @contextlib.contextmanager

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from microrestore.cli.common import console
+from microrestore.cli.common import console, to_json
 from microrestore.cli.outputs import OVERWRITE, refuse_existing
 from microrestore.cli.tables import Column, print_table
 
@@ -64,9 +63,9 @@ def demo(
             "input": results["input"],
         },
     )
-    atomic_write_text(output / "metrics.json", json.dumps(results, indent=2))
+    atomic_write_text(output / "metrics.json", to_json(results))
     if as_json:
-        typer.echo(json.dumps(results, indent=2))
+        typer.echo(to_json(results))
     else:
         keys = ("psnr", "ssim", "pcc", "nrmse")
         columns = [Column("image", "image"), *(Column(k.upper(), k, justify="right") for k in keys)]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from microrestore.cli.common import console
+from microrestore.cli.common import console, to_json
 from microrestore.cli.outputs import OVERWRITE, refuse_existing
 from microrestore.cli.tables import Column, print_table
 from microrestore.errors import InputError
@@ -49,7 +48,7 @@ def evaluate(
         check_finite(image)
     if pred.data.shape != gt.data.shape:
         raise InputError(f"shape {pred.data.shape} differs from the ground truth's {gt.data.shape}", prediction)
-    rows = {"prediction": metrics.evaluate(np.asarray(pred.data), np.asarray(gt.data), data_range=data_range)}
+    rows = {"prediction": _scores(np.asarray(pred.data), np.asarray(gt.data), data_range, prediction, ground_truth)}
     rows["prediction"]["saturated"] = metrics.saturation_count(np.asarray(pred.data), pred.data.dtype)
     raw = None
     if input_image is not None:
@@ -57,7 +56,7 @@ def evaluate(
         check_finite(raw)
         if raw.data.shape != gt.data.shape:
             raise InputError(f"shape {raw.data.shape} differs from the ground truth's {gt.data.shape}", input_image)
-        rows["input"] = metrics.evaluate(np.asarray(raw.data), np.asarray(gt.data), data_range=data_range)
+        rows["input"] = _scores(np.asarray(raw.data), np.asarray(gt.data), data_range, input_image, ground_truth)
         rows["input"]["saturated"] = metrics.saturation_count(np.asarray(raw.data), raw.data.dtype)
     if figure is not None:
         if figure_fit not in ("affine", "none"):
@@ -76,7 +75,7 @@ def evaluate(
             scores={name: rows["prediction"], **({"input": rows["input"]} if "input" in rows else {})},
         )
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(to_json(rows))
     else:
         columns = [Column("metric", "metric"), *(Column(name, name, justify="right") for name in rows)]
         table = [
@@ -85,6 +84,18 @@ def evaluate(
         print_table(table, columns, title=f"{prediction.name} vs {ground_truth.name}")
     if figure is not None:
         console.print(f"figure written to {figure}")
+
+
+def _scores(scored: object, truth: object, data_range: float | None, path: Path, truth_path: Path) -> dict:
+    """``metrics.evaluate`` with its errors in the CLI's terms: the file concerned and ``--data-range``."""
+    from microrestore import metrics
+
+    try:
+        return metrics.evaluate(scored, truth, data_range=data_range)  # type: ignore[arg-type]
+    except InputError as exc:
+        text = str(exc).replace("pass data_range explicitly", "pass --data-range")
+        text = text.replace("data_range must be", "--data-range must be")
+        raise InputError(text, truth_path if "ground truth" in text else path) from None
 
 
 def _fmt(value: float) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
+from microrestore.cli.common import to_json
 from microrestore.cli.tables import Column, print_table
 
 #: ``--json`` on every command that prints a table.
@@ -43,7 +42,7 @@ def plugins(as_json: bool = JSON_OPTION) -> None:
     host = get_host()
     rows = [info.as_dict() for info in host.plugins.values()]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(to_json(rows))
         return
     shown = [{**row, "hooks": ", ".join(row["hooks"]), "status": row["error"] or "ok"} for row in rows]
     print_table(shown, PLUGIN_COLUMNS, title="microrestore plugins")
@@ -72,7 +71,7 @@ def methods(
         if task is None or m.task == task
     ]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(to_json(rows))
         return
     shown = [{**r, "trainable": _trainable(r)} for r in rows]
     print_table(shown, METHOD_COLUMNS, title="microrestore methods")

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from microrestore.cli.common import console, parse_settings
+from microrestore.cli.common import console, parse_settings, print_warning
 from microrestore.cli.outputs import OVERWRITE, refuse_existing
 from microrestore.errors import InputError
 
@@ -41,6 +41,11 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         ),
         overwrite: bool = OVERWRITE,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+        allow_nonfinite: bool = typer.Option(
+            False,
+            "--allow-nonfinite",
+            help="Write results holding NaN or infinite values (with a warning) instead of refusing them.",
+        ),
         precision: str = typer.Option(
             "fp32", "--precision", help="Network precision: fp32, bf16, fp16 (CUDA) or auto (bf16 on CUDA)."
         ),
@@ -83,6 +88,7 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "skip_existing": skip_existing,
             "overwrite": overwrite,
             "quiet": quiet,
+            "allow_nonfinite": allow_nonfinite,
             "precision": precision,
             "compile": compile_network,
             "tta": tta,
@@ -119,6 +125,7 @@ def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
         args += ["--set", item]
     flags = (("skip_existing", "--skip-existing"), ("overwrite", "--overwrite"), ("quiet", "--quiet"))
     flags += (("compile", "--compile"), ("tta", "--tta"))
+    flags += (("allow_nonfinite", "--allow-nonfinite"),)
     for name, flag in (*flags, ("self_supervised", "--self-supervised")):
         args += [flag] if kw[name] else []
     return args
@@ -153,7 +160,7 @@ def _run(task: str, **kw: Any) -> None:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         TimeRemainingColumn(),
@@ -199,6 +206,7 @@ def _run(task: str, **kw: Any) -> None:
             on_file=on_file,
             warn=functools.partial(_warn, progress),
             self_supervised=plan,
+            allow_nonfinite=kw["allow_nonfinite"],
         )
     finally:
         if live:
@@ -258,4 +266,4 @@ def _budget(plan: Any) -> str:
 
 
 def _warn(progress: Any, message: str) -> None:
-    progress.console.print(f"[yellow]Warning:[/] {message}")
+    print_warning(message, progress.console)

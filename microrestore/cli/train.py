@@ -64,19 +64,24 @@ def train(
         values["paired"] = paired
     if focus_slice is not None:
         values["focus_slice"] = focus_slice
+    args = ["train", method, *_repeat("--source", source), *_repeat("--target", target or [])]
+    args += ["--output", str(output), *_repeat("--set", settings or []), "--device", device]
+    args += ["--config", str(config)] if config is not None else []
+    args += ["--steps", str(steps)] if steps is not None else []
+    args += ["--max-seconds", str(max_seconds)] if max_seconds is not None else []
+    args += ["--axes", axes] if axes is not None else []
+    args += ["--quiet"] * quiet
+    args += [] if paired is None else ["--paired" if paired else "--unpaired"]
+    args += [] if focus_slice is None else ["--focus-slice", str(focus_slice)]
+    args += ctx.args
     if check_nproc(nproc):
         from microrestore.cli.launch import launch_or_raise
 
-        args = ["train", method, *_repeat("--source", source), *_repeat("--target", target or [])]
-        args += ["--output", str(output), *_repeat("--set", settings or []), "--device", device]
-        args += ["--config", str(config)] if config is not None else []
-        args += ["--steps", str(steps)] if steps is not None else []
-        args += ["--max-seconds", str(max_seconds)] if max_seconds is not None else []
-        args += ["--axes", axes] if axes is not None else []
-        args += ["--resume"] * resume + ["--quiet"] * quiet
-        args += [] if paired is None else ["--paired" if paired else "--unpaired"]
-        args += [] if focus_slice is None else ["--focus-slice", str(focus_slice)]
-        launch_or_raise(nproc, [*args, *ctx.args])
+        try:
+            launch_or_raise(nproc, [*args, *["--resume"] * resume])
+        except KeyboardInterrupt:
+            _resume_hint(output, [*args, "--nproc", str(nproc)])
+            raise
         return
     from microrestore import api
     from microrestore.engine.distributed import is_main_process, leave
@@ -95,10 +100,24 @@ def train(
             progress=not quiet,
             max_seconds=max_seconds,
         )
+    except KeyboardInterrupt:
+        if is_main_process():
+            _resume_hint(output, args)
+        raise
     finally:
         leave()
     if is_main_process():
         console.print(f"model written to {path}")
+
+
+def _resume_hint(output: Path, args: list[str]) -> None:
+    """After Ctrl-C: print the command that continues the run, when a checkpoint was written to continue from."""
+    import shlex
+
+    if any(Path(output).rglob("checkpoint-last.json")):
+        console.print(f"to continue: {shlex.join(['microrestore', *args, '--resume'])}")
+    else:
+        console.print(f"no checkpoint was written in {output}; start again without --resume")
 
 
 def _repeat(option: str, values: list[str]) -> list[str]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from microrestore.cli.common import console, stdout
+from microrestore.cli.common import console, stdout, styled, to_json
 from microrestore.cli.listing import JSON_OPTION
 from microrestore.cli.tables import Column, print_table
 
@@ -45,7 +44,7 @@ def list_models(as_json: bool = JSON_OPTION) -> None:
     # methods that need a model but have none to run without training
     missing = sorted(name for name, m in methods.items() if m.needs_model and m.train and not m.default_model)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(to_json(rows))
         return
     shown = [
         {
@@ -86,7 +85,7 @@ def info(model_id: str = typer.Argument(..., help="Zoo id.")) -> None:
         raise InputError(f"unknown model {model_id!r}; see 'microrestore zoo list'")
     data = asdict(entry)
     data["source"] = str(data["source"])
-    typer.echo(json.dumps(data, indent=2))
+    typer.echo(to_json(data))
 
 
 @app.command("pull")
@@ -153,7 +152,7 @@ def verify() -> None:
             verify_files(entry, folder)
         except InputError as exc:
             failed.append(entry.id)
-            console.print(f"[bold red]FAILED[/]  {entry.id} ({kind}): {exc}")
+            console.print(styled("FAILED", "bold red", f" {entry.id} ({kind}): {exc}"))
             continue
         if kind == "bundled":
             bundled += 1

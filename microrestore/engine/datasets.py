@@ -80,3 +80,31 @@ def check_pair_shapes(
             raise InputError(
                 f"shape {s_shape} x {len(s_list)} does not match its target {tgt.name} ({t_shape} x {len(t_list)})", src
             )
+
+
+def check_patch_fits(
+    paths: Sequence[Path], samples: Sequence[Sequence[np.ndarray]], patch: Sequence[int], role: str = "source"
+) -> None:
+    """Refuse, naming the file, a training image smaller than the patch along a spatial axis.
+
+    Parameters
+    ----------
+    paths
+        The files, one per list of ``samples``.
+    samples
+        Each file's ``(C, *spatial)`` samples (as :func:`load_samples` gives them).
+    patch
+        Spatial patch shape.
+    role
+        ``source`` or ``target``, for the message.
+    """
+    wanted = tuple(int(p) for p in patch)
+    for path, per_file in zip(paths, samples, strict=True):
+        for sample in per_file:
+            shape = tuple(int(n) for n in sample.shape[1:])
+            if any(n < p for n, p in zip(shape, wanted)):
+                raise InputError(
+                    f"{role} image of spatial shape {shape} is smaller than the training patch {wanted}; use larger "
+                    "images or a smaller --set patch_size",
+                    path,
+                )

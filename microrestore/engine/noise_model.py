@@ -294,15 +294,18 @@ def gat_forward(z: np.ndarray, model: NoiseModel) -> np.ndarray:
     return (2.0 / g * np.sqrt(np.maximum(arg, 0.0))).astype(np.float32)
 
 
-def gat_inverse(d: np.ndarray, model: NoiseModel) -> np.ndarray:
+def gat_inverse(d: np.ndarray, model: NoiseModel, floor: float | None = None) -> np.ndarray:
     """Closed-form approximation of the exact unbiased inverse of the GAT (Makitalo & Foi 2011, 2013).
 
     In normalised units (``z' = (z - offset) / gain``, ``s = sqrt(sigma2) / gain``)::
 
-        I(D) = D^2/4 + sqrt(3/2)/4 D^-1 - 11/8 D^-2 + 5/8 sqrt(3/2) D^-3 - 1/8 - s^2,  clipped at 0
+        I(D) = D^2/4 + sqrt(3/2)/4 D^-1 - 11/8 D^-2 + 5/8 sqrt(3/2) D^-3 - 1/8 - s^2
 
-    and ``z = gain * I(D) + offset``. Below ``D = 1`` the series no longer applies (``I`` is already
-    negative there) and ``I = 0``.
+    and ``z = max(gain * I(D) + offset, floor)``; ``floor`` defaults to ``offset`` (``I`` clipped at 0, no
+    fewer than zero photons). Below ``D = 1`` the series no longer applies and ``D = 1`` is used (``I`` is
+    already negative there). Only ``c = sigma2 - gain * offset`` is identifiable from one image, so an
+    estimated ``offset`` is not the zero-photon level of data with negative values (background-subtracted):
+    their caller gives a lower ``floor`` so that the output keeps them instead of clipping them to ``offset``.
     """
     d = np.asarray(d, dtype=np.float64)
     if _is_gaussian(model):
@@ -312,8 +315,8 @@ def gat_inverse(d: np.ndarray, model: NoiseModel) -> np.ndarray:
     dd = np.maximum(d, 1.0)
     r = np.sqrt(1.5)
     inv = 0.25 * dd**2 + 0.25 * r / dd - 1.375 / dd**2 + 0.625 * r / dd**3 - 0.125 - s2n
-    inv = np.where(d < 1.0, 0.0, np.maximum(inv, 0.0))
-    return (g * inv + model.offset).astype(np.float32)
+    low = model.offset if floor is None else float(floor)
+    return np.maximum(g * inv + model.offset, low).astype(np.float32)
 
 
 def _is_gaussian(model: NoiseModel) -> bool:

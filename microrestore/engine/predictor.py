@@ -294,7 +294,9 @@ class NetworkPredictor:
         blocks = list(layout.blocks(image.axes, tuple(data.shape)))
 
         def pre(block: np.ndarray) -> np.ndarray:
-            return self.normalizer.apply(block, params)
+            normalised = self.normalizer.apply(block, params)
+            check_normalised_range(normalised, block, image.path)
+            return normalised
 
         def post(block: np.ndarray) -> np.ndarray:
             return self.to_output_units(block, params)
@@ -358,6 +360,45 @@ class NetworkPredictor:
         return tuple(min(int(t), cap) for t in tile)
 
 
+#: Largest magnitude a normalised input value may have (the normalisation maps the data to about 0..1).
+MAX_NORMALISED = 1e6
+
+
+def check_normalised_range(normalised: np.ndarray, raw: np.ndarray, path: Any = None) -> None:
+    """Refuse input values a million times beyond the range the model normalises the image to.
+
+    A network spreads each input value over its receptive field: one corrupt pixel of 3e38 in an image of
+    hundreds turned 12 % of a CARE result into values of 1e36..1e38, written with exit status 0. Such a
+    value is far outside anything the model was trained on (normalised data spans about 0..1, a saturated
+    16-bit pixel in a dim image a few thousand), so the image is refused with the value, naming the file.
+
+    Parameters
+    ----------
+    normalised
+        The normalised tile the network would get.
+    raw
+        The same tile in the image's units (for the message).
+    path
+        The image file.
+
+    Raises
+    ------
+    InputError
+        A normalised value beyond :data:`MAX_NORMALISED` (or not finite).
+    """
+    with np.errstate(invalid="ignore"):
+        peak = float(np.max(np.abs(normalised))) if normalised.size else 0.0
+    if peak <= MAX_NORMALISED:
+        return
+    value = float(np.asarray(raw).flat[int(np.nanargmax(np.abs(np.asarray(normalised, dtype=np.float64))))])
+    raise InputError(
+        f"pixel value {value:.3g} is {peak:.3g} times the intensity range the model normalises the image to "
+        "(more than 1e6): a network spreads such a value over its receptive field; replace the hot or "
+        "corrupt pixel (e.g. by its neighbours' median) first",
+        path,
+    )
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says a device (or the host allocator) ran out of memory."""
     import torch
@@ -379,15 +420,15 @@ def release_memory(device: Any) -> None:
         torch.cuda.empty_cache()
 
 
-def _sink_counts(out: Any) -> tuple[int, int] | None:
-    if hasattr(out, "out_of_range") and hasattr(out, "non_finite"):
-        return int(out.out_of_range), int(out.non_finite)
-    return None
+def _sink_counts(out: Any) -> tuple[int, int, int] | None:
+    from microrestore.engine.outputs import OutputSink
+
+    return out.counts() if isinstance(out, OutputSink) else None
 
 
-def _set_sink_counts(out: Any, counts: tuple[int, int] | None) -> None:
+def _set_sink_counts(out: Any, counts: tuple[int, int, int] | None) -> None:
     if counts is not None:
-        out.out_of_range, out.non_finite = counts
+        out.set_counts(counts)
 
 
 def _note(message: str) -> None:

@@ -120,12 +120,12 @@ class TrainingDisplay:
         self._t0 = self._last_time = time.monotonic()
         if self.live:
             self._progress = Progress(
-                TextColumn("[progress.description]{task.description}"),
+                TextColumn("{task.description}", style="progress.description", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 _RateColumn(),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
+                TextColumn("{task.fields[info]}", markup=False),
                 console=self._console,
                 transient=False,
             )

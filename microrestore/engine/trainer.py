@@ -58,7 +58,7 @@ from microrestore.engine.checkpoints import (
 from microrestore.engine.device import autocast_context, make_grad_scaler, resolve_device, resolve_precision
 from microrestore.engine.progress import TrainingDisplay
 from microrestore.engine.seeding import deterministic_algorithms, step_rng
-from microrestore.errors import InputError, MicrorestoreError
+from microrestore.errors import InputError, MicrorestoreError, Terminated
 from microrestore.io.atomic import atomic_write_text
 
 CHECKPOINT_DIR = "checkpoints"
@@ -365,7 +365,7 @@ class _Interrupt:
 
     def reraise(self) -> None:
         if self.signum == signal.SIGTERM:
-            raise SystemExit(128 + int(signal.SIGTERM))
+            raise Terminated(128 + int(signal.SIGTERM))
         raise KeyboardInterrupt
 
 
@@ -736,6 +736,8 @@ class Trainer:
                 )
             log.truncate_after(start)
             self._saved_step = start
+            if main and self.progress:
+                print(f"resuming from step {start} of {cfg.steps}", file=sys.stderr, flush=True)
         else:
             start = 0
             log.reset()

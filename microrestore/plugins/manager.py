@@ -73,8 +73,19 @@ class PluginHost:
 
     # -- loading ---------------------------------------------------------------------------------------
     def load_entry_points(self, only: list[str] | None = None) -> None:
-        """Load every entry point of the group (or only those named), each in its own try/except."""
-        for ep in _entry_points():
+        """Load every entry point of the group (or only those named), each in its own try/except.
+
+        A name in ``only`` that no installed plugin has is reported like a broken plugin (a warning, or a
+        :class:`PluginError` in strict mode), naming it and the installed ones.
+        """
+        available = _entry_points()
+        if only is not None:
+            names = {ep.name for ep in available}
+            for name in only:
+                if name not in names:
+                    known = ", ".join(sorted(names)) or "none"
+                    self._failed(PluginInfo(name=name), f"named in {ENV_LOAD} is not installed (installed: {known})")
+        for ep in available:
             if only is not None and ep.name not in only:
                 continue
             dist = getattr(ep, "dist", None)
@@ -83,8 +94,8 @@ class PluginHost:
             info = PluginInfo(name=ep.name, version=version, distribution=dist_name, module=ep.value)
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken plugin must never take the CLI down
-                self._failed(info, f"failed to import: {type(exc).__name__}: {exc}")
+            except (Exception, SystemExit) as exc:  # a broken plugin must never take the CLI down
+                self._failed(info, f"failed to import: {_describe(exc)}")
                 continue
             self.add_plugin(plugin, ep.name, version=version, info=info)
 
@@ -100,7 +111,7 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=name)
             self.pm.check_pending()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
             self._failed(info, f"is invalid: {' '.join(str(exc).split())}")
@@ -110,11 +121,11 @@ class PluginHost:
         snapshot = _snapshot(self.registry)
         try:
             self._call_hooks(plugin, name, version)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             _restore(self.registry, snapshot)
             self.pm.unregister(plugin)
             del self.plugins[name]
-            self._failed(info, f"failed to register: {type(exc).__name__}: {exc}")
+            self._failed(info, f"failed to register: {_describe(exc)}")
             return False
         return True
 
@@ -225,6 +236,13 @@ def _restore(registry: Registry, snapshot: tuple[dict[str, Any], int, int, int])
     del registry.readers[n_readers:]
     del registry.writers[n_writers:]
     del registry.commands[n_commands:]
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of a plugin's exception; a ``sys.exit`` is named as such (its message is the status)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _env_flag(name: str) -> bool:

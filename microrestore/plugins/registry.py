@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from microrestore.errors import InputError, MicrorestoreError, PluginError
+from microrestore.errors import InputError, MicrorestoreError, PluginError, Terminated
 
 if TYPE_CHECKING:
     import numpy as np
@@ -197,8 +197,11 @@ def call_plugin(plugin: str, what: str, function: Callable[..., Any], *args: Any
     """
     try:
         return function(*args, **kwargs)
-    except (MicrorestoreError, MemoryError):
+    except (MicrorestoreError, MemoryError, Terminated):
         raise
+    except SystemExit as exc:  # sys.exit() inside a plugin must not end the CLI silently
+        label = plugin.strip() or "(unknown plugin)"
+        raise PluginError(f"plugin {label} failed in {what}: it called sys.exit({exc.code!r})") from exc
     except Exception as exc:
         if type(exc).__name__ == "OutOfMemoryError":  # torch's: the CLI says "out of memory" with a hint
             raise
@@ -219,8 +222,18 @@ class PluginPredictor:
         self.method = method
 
     def predict(self, image: Any, out: Any = None) -> Any:
-        """``predictor.predict(image, out)`` through :func:`call_plugin`."""
-        return call_plugin(self.plugin, f"{self.method} predict", self.predictor.predict, image, out=out)
+        """``predictor.predict(image, out)`` through :func:`call_plugin`.
+
+        When ``out`` is an :class:`~microrestore.engine.outputs.OutputSink`, a predictor that did not write
+        every value of it (one that ignores ``out`` and returns its own array, or fills only part) is
+        reported with the plugin's name instead of leaving uninitialised memory in the output.
+        """
+        what = f"{self.method} predict"
+        result = call_plugin(self.plugin, what, self.predictor.predict, image, out=out)
+        check = getattr(out, "check_filled", None)
+        if check is not None:
+            check(self.plugin, what, getattr(image, "path", None))
+        return result
 
     def __getattr__(self, name: str) -> Any:
         if name == "predictor":

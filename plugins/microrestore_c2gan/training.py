@@ -30,7 +30,7 @@ from torch import nn
 
 from microrestore import __version__
 from microrestore.configs import validate
-from microrestore.engine.datasets import load_samples, pair_by_name
+from microrestore.engine.datasets import check_patch_fits, load_samples, pair_by_name
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.normalization import FixedNormalizer, subsample
 from microrestore.engine.patches import PatchSampler
@@ -481,8 +481,11 @@ def train(request: TrainRequest) -> Path:
             "images of other fields as --target (domain B)"
         )
     show = request.progress
-    samples_a = _flatten(load_samples(request.source, ndim=2, axes=request.axes, channels=config.channels))
-    samples_b = _flatten(load_samples(request.target, ndim=2, axes=request.axes, channels=config.channels))
+    files_a = load_samples(request.source, ndim=2, axes=request.axes, channels=config.channels)
+    files_b = load_samples(request.target, ndim=2, axes=request.axes, channels=config.channels)
+    check_patch_fits(request.source, files_a, (config.patch_size,) * 2, "source")
+    check_patch_fits(request.target, files_b, (config.patch_size,) * 2, "target")
+    samples_a, samples_b = _flatten(files_a), _flatten(files_b)
 
     if config.intensity_range == "data" and config.intensity_range_b is None:
         # one scale for both domains, from both domains' values: intensities keep one meaning across A and B

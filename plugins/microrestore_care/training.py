@@ -12,7 +12,14 @@ import torch.nn.functional as F
 
 from microrestore import __version__
 from microrestore.configs import validate
-from microrestore.engine.datasets import check_pair_shapes, load_images, load_samples, pair_by_name, samples_from_image
+from microrestore.engine.datasets import (
+    check_pair_shapes,
+    check_patch_fits,
+    load_images,
+    load_samples,
+    pair_by_name,
+    samples_from_image,
+)
 from microrestore.engine.domain import describe
 from microrestore.engine.modeldir import save_model
 from microrestore.engine.normalization import NoiseStabilizingNormalizer, PercentileNormalizer
@@ -93,6 +100,8 @@ def train(request: TrainRequest) -> Path:
         if config.ndim == 3
         else (config.patch_size, config.patch_size)
     )
+    check_patch_fits([p[0] for p in pairs], sources, patch, "source")
+    check_patch_fits([p[1] for p in pairs], targets, patch, "target")
     sampler, validation = training_sampler(
         src_norm,
         tgt_norm,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Patches whose weight is below ``exp(-WEIGHT_CUTOFF)`` (0 in float32) count as dissimilar.
+WEIGHT_CUTOFF = 110.0
+
 
 def nl_means(
     image: np.ndarray,
@@ -39,6 +42,15 @@ def nl_means(
     -------
     numpy.ndarray
         float32 array of the image's shape.
+
+    Notes
+    -----
+    Squared pixel differences are capped at ``patch_size**2 * (2 sigma^2 + WEIGHT_CUTOFF (h sigma)^2)``
+    before the box filter. A patch holding a capped difference has a weight below ``exp(-WEIGHT_CUTOFF)``,
+    which is 0 in float32 exactly as it is without the cap, so the result is unchanged; but a single huge
+    pixel (a 3e38 hot or corrupt value) no longer overflows float32 to ``inf``, whose ``inf - inf`` in the
+    box filter's running sums turned the whole image into NaN. The huge pixel is kept as it is (no
+    neighbour resembles it) and its neighbours are denoised without it. Cheaper than float64 throughout.
     """
     from scipy.ndimage import uniform_filter
 
@@ -59,6 +71,7 @@ def nl_means(
     reference = padded[a : a + ext_rows + 2 * rp, a : a + ext_cols + 2 * rp]
     inv_h2 = np.float32(1.0 / (h * sigma) ** 2)
     bias = np.float32(2.0 * sigma**2)
+    cap = np.float32(patch_size**2 * (2.0 * sigma**2 + WEIGHT_CUTOFF * (h * sigma) ** 2))
 
     acc = np.zeros((n_rows, n_cols), dtype=np.float32)
     wsum = np.zeros((n_rows, n_cols), dtype=np.float32)
@@ -69,8 +82,10 @@ def nl_means(
             if dy == 0 and dx <= 0:
                 continue
             shifted = padded[a + dy : a + dy + ext_rows + 2 * rp, a + dx : a + dx + ext_cols + 2 * rp]
-            np.subtract(reference, shifted, out=diff)
-            np.square(diff, out=diff)
+            with np.errstate(over="ignore", invalid="ignore"):  # inf from a huge pixel is capped next
+                np.subtract(reference, shifted, out=diff)
+                np.square(diff, out=diff)
+            np.minimum(diff, cap, out=diff)
             dist = uniform_filter(diff, patch_size, mode="constant")
             if rp:
                 dist = dist[rp:-rp, rp:-rp]

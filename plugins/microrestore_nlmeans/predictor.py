@@ -54,8 +54,9 @@ class NLMeansPredictor:
         for channel, planes in _channels(axes, data.shape, ys, xs).items():
             model = self._noise_model(data, planes, image)
             self.noise_models[channel] = model
+            floor = self._floor(data, planes, model)
             # square patches and windows: a plane is denoised in whatever order its Y and X come
-            for index, result in _map_planes(lambda ix, m=model: self._denoise(data[ix], m), planes):
+            for index, result in _map_planes(lambda ix, m=model, f=floor: self._denoise(data[ix], m, f), planes):
                 out[index] = result
         return out
 
@@ -82,14 +83,27 @@ class NLMeansPredictor:
                 image.path,
             ) from None
 
-    def _denoise(self, plane: np.ndarray, model: NoiseModel) -> np.ndarray:
+    def _floor(self, data: Any, planes: list[tuple[Any, ...]], model: NoiseModel) -> float:
+        """The lowest value the inverse transform may return: the model's offset, or the data's minimum below it.
+
+        One image only tells ``c = sigma2 - gain * offset``; the estimate puts ``offset`` at 0 (or above), which
+        is not the zero-photon level of background-subtracted data with negative values. Clipping the result
+        at that offset turned such images into zeros; the floor is lowered to the channel's minimum instead
+        (a given ``--set offset`` is the true level and is kept).
+        """
+        if self.params.offset is not None:
+            return model.offset
+        lowest = min(float(np.min(data[ix])) for ix in planes)
+        return min(model.offset, lowest)
+
+    def _denoise(self, plane: np.ndarray, model: NoiseModel, floor: float | None = None) -> np.ndarray:
         p = self.params
         z = np.asarray(plane, dtype=np.float64)
         if model.gain <= 0 and model.sigma2 <= 0:
             return z.astype(np.float32)  # noise-free by the given model
         stabilised = gat_forward(z, model)
         smoothed = nl_means(stabilised, patch_size=p.patch_size, search_size=p.search_size, h=p.h, sigma=1.0)
-        return gat_inverse(smoothed, model)
+        return gat_inverse(smoothed, model, floor)
 
 
 def _yx_positions(axes: str, shape: tuple[int, ...], image: Any) -> tuple[int, int]:

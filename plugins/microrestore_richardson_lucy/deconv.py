@@ -9,6 +9,8 @@ import numpy as np
 
 #: The TV denominator ``1 - weight * div(...)`` is kept above this value (Dey et al. clamp it too).
 TV_DENOMINATOR_FLOOR = 0.1
+#: Images whose peak exceeds this are scaled down (by a power of two) while they are iterated.
+HUGE = 2.0**64
 
 
 def richardson_lucy(
@@ -55,6 +57,13 @@ def richardson_lucy(
     h = h / total
     if iterations <= 0 or not np.any(y > 0):
         return y.copy()
+    # RL is scale-equivariant (RL(c y) = c RL(y), ``tiny`` and ``tv_eps`` scale along): an image with huge
+    # values (up to float32's 3.4e38) is iterated scaled by a power of two to a peak near 1, which is exact,
+    # so that its FFT sums cannot overflow to inf.
+    if float(y.max()) > HUGE:
+        scale = float(2.0 ** -np.floor(np.log2(float(y.max()))))
+        restored = richardson_lucy(y * np.float32(scale), psf, iterations=iterations, tv_weight=tv_weight, pad=pad)
+        return restored / np.float32(scale)
 
     half = [s // 2 for s in h.shape]
     if pad:

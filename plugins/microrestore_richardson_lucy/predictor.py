@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 #: Half-width of a computed PSF: this many λ/NA plus the radius of the defocused disc.
 PSF_RADIUS_LAMBDA_OVER_NA = 4.0
+#: Largest ratio of a plane's peak to its 99.9th percentile that float32 FFT convolution can carry.
+MAX_DYNAMIC_RANGE = 1e6
 
 
 class RichardsonLucyPredictor:
@@ -67,6 +69,7 @@ class RichardsonLucyPredictor:
             background = p.background if p.background is not None else _background(block, p.background_percentile)
             self.backgrounds.append(float(background))
             signal = block - background
+            check_dynamic_range(signal, image.path)
             restored = richardson_lucy(signal, psf, iterations=p.iterations, tv_weight=p.tv_weight)
             _match_flux(restored, signal)
             restored += np.float32(background)
@@ -138,6 +141,47 @@ class RichardsonLucyPredictor:
             min(size, _odd_at_most(2 * xs - 1)),
         )
         return psf_3d(optics, shape_zyx, z_step_nm=z_step)
+
+
+def check_dynamic_range(signal: np.ndarray, path: Any = None) -> None:
+    """Refuse a plane (or volume) whose peak dwarfs the rest of it by more than :data:`MAX_DYNAMIC_RANGE`.
+
+    RL convolves in float32 by FFT, where every output value carries a rounding error of about 1e-7 of the
+    largest value. One hot or corrupt pixel a million times brighter than the image's 99.9th percentile
+    buries all the others in that rounding error (a 3e38 pixel gave an all-NaN result): the output would
+    be wrong everywhere, so it is refused with the value and its position instead. Computing in float64
+    would only move the limit (to about 1e15) at twice the memory and time; no real fluorescence image has
+    such a range (a 16-bit camera spans 65535), so the check costs nothing on real data.
+
+    Parameters
+    ----------
+    signal
+        The background-subtracted plane or volume.
+    path
+        The image file, named in the message.
+
+    Raises
+    ------
+    InputError
+        The ratio exceeds :data:`MAX_DYNAMIC_RANGE`.
+    """
+    magnitude = np.abs(signal)
+    peak = float(magnitude.max())
+    typical = float(np.percentile(magnitude, 99.9))
+    if typical <= 0:  # sparse: most values are exactly the background
+        nonzero = magnitude[magnitude > 0]
+        typical = float(np.median(nonzero)) if nonzero.size else 0.0
+    if typical > 0 and peak <= MAX_DYNAMIC_RANGE * typical:
+        return
+    if peak == 0:
+        return
+    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(magnitude)), magnitude.shape))
+    raise InputError(
+        f"pixel value {peak:.3g} above the background at {where} is more than {MAX_DYNAMIC_RANGE:.0e} times the "
+        f"image's 99.9th percentile ({typical:.3g}): richardson-lucy's FFT convolution would bury every other "
+        "pixel in its rounding error; replace the hot or corrupt pixel (e.g. by its neighbours' median) first",
+        path,
+    )
 
 
 def _psf_size(optics: Any, defocus_um: float) -> int:

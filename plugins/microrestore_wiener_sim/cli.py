@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from microrestore.cli.common import console, parse_settings
+from microrestore.cli.common import console, parse_settings, print_warning
 from microrestore.cli.outputs import OVERWRITE, refuse_existing
 from microrestore.cli.tables import Column, print_table
 from microrestore.errors import InputError
@@ -149,7 +149,7 @@ def _wiener_value(text: str | None) -> float | str | None:
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
     for w in caught:
-        console.print(f"[yellow]Warning:[/] {w.message}")
+        print_warning(str(w.message))
 
 
 @sim_app.command("reconstruct")
@@ -231,6 +231,7 @@ def reconstruct(
     out_dtype = api.output_dtype(image.data.dtype, None if dtype == "same" else dtype)
     sink = OutputSink(np.empty(sr.shape, dtype=out_dtype))
     sink[...] = sr
+    sink.check_finite(output, image.path, found.name)
     from microrestore.sim.reconstruct import output_axes
 
     pixel_nm = options.params.get("pixel_size_nm") or 1000.0 * float(
@@ -241,8 +242,8 @@ def reconstruct(
     write_image(output, array, output_axes(sink.array.shape[0]), pixel_size=sizes, metadata=kept_metadata(image))
     if sink.out_of_range:
         share = 100.0 * sink.out_of_range / sink.array.size
-        console.print(
-            f"[yellow]Warning:[/] {output}: {sink.out_of_range} pixels ({share:.3g}%) fell outside the {out_dtype} "
+        print_warning(
+            f"{output}: {sink.out_of_range} pixels ({share:.3g}%) fell outside the {out_dtype} "
             "range and were clipped (Wiener ringing goes below 0); use --dtype float32 to keep them"
         )
     model_used = getattr(predictor, "model_id", None)
