@@ -44,7 +44,10 @@ def export(
     rest of the pipeline does.
     """
     from microrestore.bioimage import export_model
+    from microrestore.errors import InputError
 
+    if Path(model).exists() and Path(output).resolve() == Path(model).resolve():
+        raise InputError("the package to write is the model being exported; give another -o", Path(output))
     refuse_existing([output], overwrite=overwrite)
     author = author or _ask_authors(model)
     path = export_model(
