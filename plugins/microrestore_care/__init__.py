@@ -16,7 +16,7 @@ CITATION = (
     "Weigert, M. et al. Content-aware image restoration: pushing the limits of fluorescence microscopy. "
     "Nature Methods 15, 1090-1097 (2018). doi:10.1038/s41592-018-0216-7"
 )
-DEFAULT_MODEL = "care-demo-2d"
+DEFAULT_MODEL = "care-generalist-2d"
 
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
