@@ -187,7 +187,13 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true", help="skip W2S and BPAE")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw scores here")
+    parser.add_argument("--from-json", type=Path, help="publish the tables of an earlier run's --json file")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        command = saved.get("command", "python bench/bench_generalization.py")
+        report(saved["simulated"], saved["real"], saved["speed"], command, args)
+        return
 
     import torch
 
@@ -197,8 +203,6 @@ def main() -> None:
         name, _, ref = extra.partition("=")
         method, _, model = ref.partition(":")
         rows[name] = (method, model or None)
-    columns = ["raw", *rows]
-
     with tempfile.TemporaryDirectory() as tmp:
         sim_images = []
         for cell in grid(args.quick):
@@ -221,10 +225,23 @@ def main() -> None:
         real_scores = run_rows(rows, w2s + bpae)
     mps = speed(rows)
 
-    if args.json:
-        args.json.write_text(json.dumps({"simulated": sim_scores, "real": real_scores, "speed": mps}, indent=1))
     cmd = "python bench/bench_generalization.py" + (" --quick" if args.quick else "")
     cmd += "".join(f" --extra {e}" for e in args.extra)
+    if args.json:
+        saved = {"simulated": sim_scores, "real": real_scores, "speed": mps, "command": cmd}
+        args.json.write_text(json.dumps(saved, indent=1))
+    report(sim_scores, real_scores, mps, cmd, args)
+
+
+def report(
+    sim_scores: dict[str, dict[str, float]],
+    real_scores: dict[str, dict[str, float]],
+    mps: dict[str, float],
+    cmd: str,
+    args: argparse.Namespace,
+) -> None:
+    """Print the section and, unless ``--no-write``, put it into docs/benchmarks.md."""
+    columns = list(next(iter(sim_scores.values())))
     lines = [
         f"Every row as a user gets it (`microrestore denoise IN --method M`, default model) on conditions no recipe "
         f"used: simulated {args.size} x {args.size} fields (NA 1.2, 600 nm, 90 nm pixels, seeds 9000+), tubules, "
