@@ -590,8 +590,120 @@ class NoiseStabilizingNormalizer(BaseModel):
         return self.model_dump(mode="json")
 
 
+class CalibrationParams(BaseModel):
+    """Fitted parameters of :class:`CameraCalibratedNormalizer`: the image's own gain and background level."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gain: float = Field(ge=0)
+    base: float
+
+    def to_dict(self) -> dict[str, float]:
+        """Return a JSON/YAML-serialisable dict."""
+        return {"gain": self.gain, "base": self.base}
+
+
+class CameraCalibratedNormalizer(BaseModel):
+    """A fixed intensity scale, applied after mapping each image into the training camera's units.
+
+    A method whose fixed scale carries meaning (c²GAN: intensities in [-1, 1] keep their relation across images)
+    is tied to the camera of its training data: another offset or gain moves every value, and the network sees an
+    image it never met. This normaliser fits each input's own Poisson-Gaussian noise (gain ``g`` in units per
+    photoelectron, background level ``b``, as :class:`NoiseStabilizingNormalizer`) and maps it affinely into the
+    reference camera's units, ``x' = (x - b) g_ref / g + b_ref``, before the fixed scale ``[low, high] -> [-1, 1]``;
+    :meth:`restore_units` maps results back exactly. Photon counts are kept: 30 photons stay 30 photons. Where the
+    noise shows no Poisson part (``g`` = 0), only the background is moved.
+
+    Attributes
+    ----------
+    low, high
+        The fixed range of the training data (reference units).
+    reference_gain, reference_base
+        Gain and background level of the training data's camera, fitted the same way.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["calibrated"] = "calibrated"
+    low: float
+    high: float
+    reference_gain: float = Field(gt=0)
+    reference_base: float
+
+    @property
+    def per_image(self) -> bool:
+        """Fitted on every image."""
+        return True
+
+    @property
+    def per_channel(self) -> bool:
+        """One calibration for the whole image."""
+        return False
+
+    def _inner(self) -> FixedNormalizer:
+        return FixedNormalizer.from_range(self.low, self.high)
+
+    def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> CalibrationParams:
+        """Fit the image's gain and background level (see :class:`NoiseStabilizingNormalizer`)."""
+        noise = NoiseStabilizingNormalizer().fit(array, max_samples)
+        return CalibrationParams(gain=noise.gain, base=noise.base)
+
+    def _factor(self, params: CalibrationParams) -> float:
+        return self.reference_gain / params.gain if params.gain > 0 else 1.0
+
+    def calibrate(self, array: np.ndarray, params: CalibrationParams) -> np.ndarray:
+        """The image in the reference camera's units."""
+        out = (np.asarray(array, dtype=np.float64) - params.base) * self._factor(params) + self.reference_base
+        return out.astype(np.float32)
+
+    def restore_units(self, array: np.ndarray, params: CalibrationParams) -> np.ndarray:
+        """Map values in the reference camera's units back to the image's own (inverse of :meth:`calibrate`)."""
+        out = (np.asarray(array, dtype=np.float64) - self.reference_base) / self._factor(params) + params.base
+        return out.astype(np.float32)
+
+    def apply(self, array: np.ndarray, params: CalibrationParams | None = None) -> np.ndarray:
+        """Calibrate, then apply the fixed scale."""
+        if params is None:
+            params = self.fit(array)
+        return self._inner().apply(self.calibrate(array, params))
+
+    def invert(self, array: np.ndarray, params: CalibrationParams) -> np.ndarray:
+        """Undo the fixed scale, then the calibration."""
+        return self.restore_units(self._inner().invert(array), params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a YAML/JSON-serialisable dict that :func:`normalizer_from_dict` turns back into ``self``."""
+        return self.model_dump(mode="json")
+
+
+def camera_reference(arrays: Sequence[np.ndarray]) -> dict[str, float] | None:
+    """Gain and background level of a training set's camera (medians over its images); ``None`` without a gain.
+
+    Parameters
+    ----------
+    arrays
+        Training images in their own units.
+
+    Returns
+    -------
+    dict or None
+        ``{"gain": ..., "base": ...}`` for :class:`CameraCalibratedNormalizer`, or ``None`` when the noise shows
+        no Poisson part (nothing to calibrate against).
+    """
+    fits = [NoiseStabilizingNormalizer().fit(a) for a in arrays if np.asarray(a).size]
+    gains = [f.gain for f in fits if f.gain > 0]
+    if not gains or len(gains) < len(fits) / 2:
+        return None
+    return {"gain": float(np.median(gains)), "base": float(np.median([f.base for f in fits]))}
+
+
 Normalizer = (
-    PercentileNormalizer | FixedNormalizer | MeanStdNormalizer | BackgroundNormalizer | NoiseStabilizingNormalizer
+    PercentileNormalizer
+    | FixedNormalizer
+    | MeanStdNormalizer
+    | BackgroundNormalizer
+    | NoiseStabilizingNormalizer
+    | CameraCalibratedNormalizer
 )
 #: Discriminated union for pydantic configuration schemas (``normalization: NormalizerSpec``).
 NormalizerSpec = Annotated[Normalizer, Field(discriminator="kind")]

@@ -236,10 +236,15 @@ class NetworkPredictor:
         """Map a block of network output to the output's units (``params``: the input normaliser's fit)."""
         if self.output_normalizer is not None:
             result = self.output_normalizer.invert(block)
+            if self.output_range is not None:
+                result = np.clip(result, *self.output_range, out=result)
+            back = getattr(self.normalizer, "restore_units", None)
+            if back is not None:  # a calibrated input: the output comes back from the reference camera's units
+                result = back(result, params)
         else:
             result = self.normalizer.invert(block, params)
-        if self.output_range is not None:
-            result = np.clip(result, *self.output_range, out=result)
+            if self.output_range is not None:
+                result = np.clip(result, *self.output_range, out=result)
         return self.output_transform(result) if self.output_transform else result
 
     def forward(self, batch: Any) -> Any:

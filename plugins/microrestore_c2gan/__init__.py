@@ -43,7 +43,7 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
     domain's range, which tanh cannot leave anyway.
     """
     from microrestore.engine.modeldir import load_model
-    from microrestore.engine.normalization import FixedNormalizer
+    from microrestore.engine.normalization import CameraCalibratedNormalizer, FixedNormalizer
     from microrestore.engine.predictor import NetworkPredictor
     from microrestore.nn import build_network
     from microrestore.zoo import resolve_model
@@ -56,15 +56,26 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
     range_b = _range(bundle.config.get("intensity_range_b") or range_a, bundle.path)
     name, in_range, out_range = ("G", range_a, range_b) if direction == "AtoB" else ("F", range_b, range_a)
     network = bundle.build(name, build_network)
-    return NetworkPredictor.from_spec(
+    camera = bundle.provenance.get("camera_reference", {}).get("A" if direction == "AtoB" else "B")
+    if camera and not options.params.get("no_calibration"):
+        # each input is mapped into the training camera's units first (offset and gain of its own noise)
+        input_normalization = CameraCalibratedNormalizer(
+            low=in_range[0], high=in_range[1], reference_gain=camera["gain"], reference_base=camera["base"]
+        ).to_dict()
+    else:
+        input_normalization = FixedNormalizer.from_range(*in_range).to_dict()
+    predictor = NetworkPredictor.from_spec(
         network,
         bundle.network_specs[name],
-        FixedNormalizer.from_range(*in_range).to_dict(),
+        input_normalization,
         options,
         # the output domain's own scale; tanh cannot leave its range, the clip only absorbs float rounding
         output_normalization=FixedNormalizer.from_range(*out_range).to_dict(),
         output_range=out_range,
     )
+    predictor.domain = bundle.provenance.get("domain") or None
+    predictor.model_name = str(model or DEFAULT_MODEL)
+    return predictor
 
 
 def train(request: TrainRequest) -> Path:

@@ -31,8 +31,9 @@ from torch import nn
 from microrestore import __version__
 from microrestore.configs import validate
 from microrestore.engine.datasets import check_patch_fits, load_samples, pair_by_name
+from microrestore.engine.domain import describe
 from microrestore.engine.modeldir import save_model
-from microrestore.engine.normalization import FixedNormalizer, subsample
+from microrestore.engine.normalization import FixedNormalizer, camera_reference, subsample
 from microrestore.engine.patches import PatchSampler
 from microrestore.engine.pools import ImagePool
 from microrestore.engine.trainer import Trainer, constant_then_linear_decay, trainer_config
@@ -569,6 +570,9 @@ def train(request: TrainRequest) -> Path:
             "source": [str(p) for p in request.source],
             "target": [str(p) for p in request.target],
             "thresholds_255": {"A": threshold_a, "B": threshold_b},
+            # the training camera (gain, background) of the noisy domain, for CameraCalibratedNormalizer
+            "camera_reference": {k: v for k, v in (("A", camera_reference(samples_a)),) if v},
+            "domain": describe(samples_a),
         },
         metrics=final,
     )
