@@ -128,14 +128,38 @@ def check_image(image: Any) -> None:
 
 
 def output_dtype(image_dtype: np.dtype[Any], requested: str | None) -> np.dtype[Any]:
-    """The dtype to write: the input's by default (``same``), else the requested one."""
-    from microrestore.io import parse_dtype
+    """The dtype predictions are written in: see :func:`microrestore.io.working_dtype` (``None``: ``same``).
 
-    dtype = parse_dtype(requested if requested else None)
-    if dtype is None:
-        dtype = np.dtype(image_dtype)
-        return np.dtype(np.float32) if dtype.kind == "b" or dtype == np.dtype(np.float16) else dtype
-    return dtype
+    With ``auto`` an integer input's results are written as float32 first; :func:`settled_output` then gives
+    the input's dtype back when that loses nothing.
+    """
+    from microrestore.io import working_dtype
+
+    return working_dtype(image_dtype, requested if requested else None)[0]
+
+
+def output_sink(image_dtype: np.dtype[Any], shape: tuple[int, ...], requested: str | None, array: Any = None) -> Any:
+    """An :class:`~microrestore.engine.outputs.OutputSink` for ``--dtype requested`` (in memory unless ``array``).
+
+    Under ``auto`` an in-memory sink of an integer input tracks whether every restored value is an integer
+    that fits the input's dtype; a given ``array`` (streamed to disk) keeps its dtype.
+    """
+    from microrestore.engine.outputs import OutputSink
+    from microrestore.io import working_dtype
+
+    dtype, narrow = working_dtype(image_dtype, requested if requested else None)
+    if array is not None:
+        return OutputSink(array)
+    return OutputSink(np.empty(shape, dtype=dtype), np.dtype(image_dtype) if narrow else None)
+
+
+def settled_output(sink: Any) -> np.ndarray:
+    """The sink's array, in the input's integer dtype when ``auto`` found every value an integer that fits it."""
+    if sink.integral and sink.integers_of is not None:
+        from microrestore.io import to_dtype
+
+        return to_dtype(sink.array, sink.integers_of)[0]
+    return sink.array
 
 
 def restore(
@@ -164,13 +188,14 @@ def restore(
     options
         Device, tiling and batch options.
     dtype
-        ``"float32"`` (default), ``"same"`` for the input's dtype, or any numpy dtype name.
+        ``"float32"`` (default); ``"auto"``: float32, or the input's dtype where that loses nothing (float32 and
+        float64 inputs; integer inputs whose restored values are all integers that fit); ``"same"`` for the
+        input's dtype (integer outputs are rounded); or any numpy dtype name.
     self_supervised
         Train the (self-supervised) method on ``image`` itself first, instead of loading ``model``.
     **params
         Method-specific options (as ``--set key=value``).
     """
-    from microrestore.engine.outputs import OutputSink
     from microrestore.io import ImageData
 
     if not isinstance(image, ImageData):
@@ -186,11 +211,10 @@ def restore(
     options = options or PredictOptions()
     options.params = {**options.params, **params}
     found = get_method(method)
-    out = np.empty(image.data.shape, dtype=output_dtype(image.data.dtype, dtype))
-    sink = OutputSink(out)
+    sink = output_sink(image.data.dtype, image.data.shape, dtype)
     if self_supervised is None:
         load_predictor(found, model, options).predict(image, out=sink)
-        return out
+        return settled_output(sink)
     _check_self_supervised(found, model)
     import tempfile
 
@@ -201,7 +225,7 @@ def restore(
         source = write_image(Path(tmp) / "input.tif", image.data, image.axes, pixel_size=image.pixel_size)
         with _self_supervised_model(found, source, self_supervised, options) as trained:
             load_predictor(found, trained, options).predict(image, out=sink)
-    return out
+    return settled_output(sink)
 
 
 def _check_self_supervised(method: Method, model: str | Path | None) -> None:
@@ -252,7 +276,7 @@ def restore_files(
     model: str | Path | None = None,
     axes: str | None = None,
     options: PredictOptions | None = None,
-    dtype: str | None = "same",
+    dtype: str | None = "auto",
     overwrite: bool = True,
     on_file: Callable[[int, int, Path], None] | None = None,
     warn: Callable[[str], None] | None = None,
@@ -262,8 +286,11 @@ def restore_files(
 
     The model is loaded once. Each output is written under a temporary name and renamed when complete, so
     an interrupted run never leaves a partial file, and ``overwrite=False`` resumes it: outputs that exist are
-    finished and skipped. Outputs keep the input's dtype, axes and pixel sizes unless ``dtype`` says
-    otherwise; values that do not fit the dtype are reported through ``warn``.
+    finished and skipped. Outputs keep the input's units, axes and pixel sizes. ``dtype="auto"`` (the default)
+    writes float32, or the input's dtype where that loses nothing (float32/float64 inputs; integer inputs whose
+    restored values are all integers that fit, decided for outputs held in memory; outputs streamed to disk
+    are float32 then); ``"same"`` the input's dtype, rounded; values that do not fit the dtype are reported
+    through ``warn``.
 
     Under torchrun (``WORLD_SIZE`` > 1) each process restores every ``WORLD_SIZE``-th file starting at its
     ``RANK`` (on GPU ``LOCAL_RANK`` when the device is CUDA); the processes share no state, so a file a
@@ -317,7 +344,6 @@ def restore_files(
 def _restore_one(
     predictor: Predictor, image: Any, dst: Path, dtype: str | None, warn: Callable[[str], None] | None
 ) -> RestoreResult:
-    from microrestore.engine.outputs import OutputSink
     from microrestore.io import output_memmap, write_image
     from microrestore.io.lazy import is_lazy
 
@@ -331,17 +357,19 @@ def _restore_one(
 
         with atomic_path(dst, keep_name=True, replace_folder=True) as tmp:
             with writer(tmp, image.data.shape, out_dtype, image.axes, image.pixel_size) as array:
-                sink = OutputSink(array)
+                sink = output_sink(image.data.dtype, image.data.shape, dtype, array)
                 predictor.predict(image, out=sink)
     elif streamed and dst.name.lower().endswith((".tif", ".tiff")):
         with output_memmap(dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size) as mm:
-            sink = OutputSink(mm)
+            sink = output_sink(image.data.dtype, image.data.shape, dtype, mm)
             predictor.predict(image, out=sink)
     else:
         streamed = False
-        sink = OutputSink(np.empty(image.data.shape, dtype=out_dtype))
+        sink = output_sink(image.data.dtype, image.data.shape, dtype)
         predictor.predict(image, out=sink)
-        write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size)
+        written = settled_output(sink)
+        out_dtype = written.dtype
+        write_image(dst, written, image.axes, pixel_size=image.pixel_size)
     if sink.out_of_range and warn is not None:
         share = 100.0 * sink.out_of_range / max(1, int(np.prod(image.data.shape)))
         if np.issubdtype(out_dtype, np.integer):

@@ -33,7 +33,12 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         batch_size: int = typer.Option(
             None, "--batch-size", help="Tiles per forward pass (default: 1 on CPU, 4 on GPU)."
         ),
-        dtype: str = typer.Option("same", "--dtype", help="Output dtype: same (the input's), float32, uint16, ..."),
+        dtype: str = typer.Option(
+            "auto",
+            "--dtype",
+            help="Output dtype: auto (default: float32 in the input's units, or the input's dtype where that "
+            "loses nothing), same (the input's, rounded: low-count integer images lose precision), float32, ...",
+        ),
         settings: list[str] = typer.Option(None, "--set", help="Method option key=value (repeatable)."),
         skip_existing: bool = typer.Option(
             False, "--skip-existing", help="Leave outputs that already exist (resume an interrupted run)."

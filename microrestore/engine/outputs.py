@@ -17,12 +17,17 @@ class OutputSink:
     ----------
     array
         The destination (in memory or a ``np.memmap``).
+    integers_of
+        An integer dtype: track whether every value written is an integer that fits it (``integral``), so
+        that ``--dtype auto`` can keep an integer input's dtype when that loses nothing.
     """
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, integers_of: np.dtype[Any] | None = None) -> None:
         self.array = array
         self.out_of_range = 0
         self.non_finite = 0
+        self.integers_of = integers_of
+        self.integral = integers_of is not None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -41,6 +46,10 @@ class OutputSink:
 
     def __setitem__(self, index: Any, block: Any) -> None:
         block = np.asarray(block)
+        if self.integral and self.integers_of is not None:
+            from microrestore.io.dtypes import integer_valued
+
+            self.integral = integer_valued(block, self.integers_of)
         finite = np.isfinite(block)
         if not finite.all():
             self.non_finite += int(block.size - np.count_nonzero(finite))

@@ -57,12 +57,16 @@ def test_train_writes_a_model_folder(model):
     assert rows[-1]["val_psnr"]
 
 
-def test_cli_denoise_with_trained_model_keeps_dtype(cli, sim, model, tmp_path):
+def test_cli_denoise_with_trained_model_writes_float32_or_the_input_dtype(cli, sim, model, tmp_path):
     src = sim / "noisy" / "field_000.tif"
     result = cli("denoise", src, "-o", tmp_path / "out.tif", "--method", "care", "--model", model, "-q")
     assert result.exit_code == 0, result.output
     out = read_image(tmp_path / "out.tif")
-    assert out.data.dtype == np.uint16 and out.data.shape == (96, 96)
+    assert out.data.dtype == np.float32 and out.data.shape == (96, 96)  # --dtype auto
+    result = cli("denoise", src, "-o", tmp_path / "same.tif", "--method", "care", "--model", model, "-q", "--dtype",
+                 "same")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "same.tif").data.dtype == np.uint16
 
 
 def test_tiled_equals_whole_image(model):

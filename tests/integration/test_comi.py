@@ -159,7 +159,7 @@ def test_cli_focus_slice_then_deblur(cli, sim: Path, tmp_path: Path):
     result = cli("deblur", str(sim / "blurred" / "field_001.tif"), "--method", "comi", "--model", str(model), "-o", out)
     assert result.exit_code == 0, result.output
     written = tifffile.imread(out)
-    assert written.dtype == np.uint16 and written.shape == (64, 64)
+    assert written.dtype == np.float32 and written.shape == (64, 64)  # --dtype auto: not rounded to counts
     # --unpaired reaches the configuration; CARE refuses the comi-only option by name.
     result = cli("train", "comi", *stacks, "--unpaired", "-o", str(tmp_path / "u"), "--steps", "1", *TINY_SET)
     assert result.exit_code == 0, result.output
