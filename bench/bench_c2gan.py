@@ -7,6 +7,8 @@ Data follow the authors' split: ``--n`` simulated low/high-SNR field pairs; the 
 paired test data; of the rest, half give only their noisy image (domain A) and half only their clean image
 (domain B), so no training image has its partner in the other domain. CARE is trained on the same
 training fields *with* their pairs (the supervised upper bound). All networks get the same step budget.
+``--hard-mask`` adds a c²GAN row trained with microrestore's earlier hard saliency mask (slope 10 per grey level
+instead of the paper's 10 per unit of the [-1, 1] scale).
 
 Scores against the noise-free truth: PSNR, SSIM, PCC, structure IoU (Otsu foreground masks of output and
 truth), the 1-Wasserstein distance between output and truth intensity histograms (in ADU), and the count of
@@ -77,6 +79,12 @@ def main() -> None:
         default=0.0,
         help="also train c²GAN with this identity-loss weight (lambda_identity; the paper's is 0); 0: no such row",
     )
+    parser.add_argument(
+        "--hard-mask",
+        action="store_true",
+        help="also train c²GAN with the earlier hard saliency mask (saliency_slope 1275: 10 per grey level, 127.5x "
+        "the paper's slope), otherwise as the c2gan row",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -119,6 +127,10 @@ def main() -> None:
         variants = [("c2gan", {"saliency_weight": 5.0}), ("cyclegan", {"saliency_weight": 0.0})]
         if args.identity > 0:
             variants.append(("c2gan-idt", {"saliency_weight": 5.0, "lambda_identity": args.identity}))
+        if args.hard_mask:
+            from microrestore_c2gan.config import HARD_MASK_SLOPE
+
+            variants.append(("c2gan-hard", {"saliency_weight": 5.0, "saliency_slope": HARD_MASK_SLOPE}))
         for label, extra in variants:
             start = time.perf_counter()
             for seed in args.seeds:
@@ -163,7 +175,7 @@ def main() -> None:
             for label, trained in models.items():
                 method = "care" if label == "care" else "c2gan"
                 runs[label] = [api.restore(noisy, method, model=m, dtype="same") for m in trained]
-                if label != "cyclegan":  # --tta: 8 rotations and flips averaged
+                if label not in ("cyclegan", "c2gan-hard"):  # --tta: 8 rotations and flips averaged
                     tta = PredictOptions(tta=True)
                     runs[f"{label}-tta"] = [
                         api.restore(noisy, method, model=m, dtype="same", options=tta) for m in trained
@@ -208,12 +220,16 @@ def main() -> None:
         f"training fields with pairs, {args.care_steps} steps. One fixed intensity scale "
         f"[{intensity_range[0]:.0f}, {intensity_range[1]:.0f}] ADU for both domains. "
         f"`python bench/bench_c2gan.py --steps {args.steps} --ngf {args.ngf} --seeds "
-        f"{' '.join(map(str, args.seeds))}" + (f" --identity {args.identity:g}" if args.identity > 0 else "") + "`.",
+        f"{' '.join(map(str, args.seeds))}"
+        + (f" --identity {args.identity:g}" if args.identity > 0 else "")
+        + (" --hard-mask" if args.hard_mask else "")
+        + "`.",
         "",
         "| method | PSNR (dB) | SSIM | PCC | structure IoU | histogram W1 (ADU) | saturated px | PSNR per seed |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    order = ("raw", "nl-means", "cyclegan", "c2gan", "c2gan-tta", "c2gan-idt", "c2gan-idt-tta", "care", "care-tta")
+    order = ("raw", "nl-means", "cyclegan", "c2gan-hard", "c2gan", "c2gan-tta", "c2gan-idt", "c2gan-idt-tta")
+    order += ("care", "care-tta")
     for label in [k for k in order if k in rows]:
         d = rows[label]
         shown = {
@@ -222,6 +238,7 @@ def main() -> None:
             "c2gan-idt": f"**c²GAN**, identity loss {args.identity:g}",
             "c2gan-idt-tta": f"**c²GAN**, identity loss {args.identity:g}, `--tta`",
             "cyclegan": "CycleGAN",
+            "c2gan-hard": "c²GAN, old hard mask",
             "care": "CARE (paired)",
             "care-tta": "CARE (paired), `--tta`",
         }.get(label, label)
@@ -245,6 +262,13 @@ def main() -> None:
             f" Identity loss {args.identity:g}: CycleGAN's `lambda_identity` (L1 of G(b) against b and of F(a) "
             f"against a, weighted {args.identity:g} x the cycle weight; c²GAN's is 0), the same seeds."
             if args.identity > 0
+            else ""
+        )
+        + (
+            " Old hard mask: `saliency_slope` 1275, microrestore's mask before it followed the paper (a slope of 10 "
+            "per grey level of the 0..255 scale instead of 10 per unit of the [-1, 1] scale: a step that leaves "
+            "almost every pixel without gradient); otherwise as the c²GAN row."
+            if args.hard_mask
             else ""
         ),
         "",

@@ -24,6 +24,13 @@ from microrestore.plugins.registry import Method, PredictOptions, Predictor, Tra
 #: Images above this many bytes (input file or float32 output) are streamed through memory-mapped files.
 STREAM_BYTES = 64 * 2**20
 
+#: Training time of a one-shot ``--self-supervised`` run on the method's CPU-sized configuration, when neither
+#: steps nor seconds are given: with inference, a 32 x 128 x 128 movie takes under 5 minutes on two cores.
+SELF_SUPERVISED_SECONDS = 180.0
+
+#: A one-shot training stopped by its time budget before this share of its steps is reported as too short.
+FEW_STEPS_SHARE = 0.5
+
 
 @dataclass
 class RestoreResult:
@@ -50,7 +57,11 @@ class SelfSupervised:
     steps
         Training steps (default: the configuration's).
     max_seconds
-        Stop each input's training after this many seconds (a bounded budget); ``None``: no time limit.
+        Stop each input's training after this many seconds (training only: inference follows); ``None``:
+        :data:`SELF_SUPERVISED_SECONDS` when ``defaults`` is on and no ``steps`` are given, else no limit.
+    defaults
+        Start from the method's one-shot configuration (``Method.self_supervised_config``: a network sized for
+        a CPU) under ``config``; ``False`` (e.g. with a configuration file): the method's own defaults.
     save_models
         Keep each input's trained model in ``save_models/<input file stem>`` (default: a temporary folder,
         deleted afterwards).
@@ -63,6 +74,64 @@ class SelfSupervised:
     max_seconds: float | None = None
     save_models: Path | None = None
     progress: bool = True
+    defaults: bool = True
+
+
+def self_supervised_budget(method: Method, plan: SelfSupervised) -> tuple[dict[str, Any], int | None, float | None]:
+    """The configuration, steps and training seconds of a one-shot ``--self-supervised`` run.
+
+    Parameters
+    ----------
+    method
+        The self-supervised method.
+    plan
+        What the user asked for.
+
+    Returns
+    -------
+    tuple
+        ``(config, steps, max_seconds)``: ``plan.config`` over the method's one-shot configuration (when
+        ``plan.defaults``); the steps given; the seconds given, else :data:`SELF_SUPERVISED_SECONDS` when
+        ``plan.defaults`` is on and no steps were given (in ``steps`` or the configuration), else ``None``.
+    """
+    preset = dict(method.self_supervised_config) if plan.defaults else {}
+    config = {**preset, **plan.config}
+    seconds = plan.max_seconds
+    if seconds is None and plan.defaults and plan.steps is None and "steps" not in plan.config:
+        seconds = SELF_SUPERVISED_SECONDS
+    return config, plan.steps, seconds
+
+
+def few_steps_warning(method: str, source: Path, model: Path, seconds: float | None) -> str | None:
+    """A warning when the time budget stopped a one-shot training before :data:`FEW_STEPS_SHARE` of its steps.
+
+    Parameters
+    ----------
+    method
+        The method's name.
+    source
+        The input the model was trained on.
+    model
+        The trained model folder (its ``provenance`` holds ``steps`` and ``steps_run``).
+    seconds
+        The training time budget.
+
+    Returns
+    -------
+    str or None
+        One line naming the steps run and what to do, or ``None``.
+    """
+    from microrestore.engine.modeldir import read_model_config
+
+    provenance = read_model_config(model)[0].get("provenance") or {}
+    steps, run = provenance.get("steps"), provenance.get("steps_run")
+    if not isinstance(steps, int) or not isinstance(run, int) or seconds is None or run >= FEW_STEPS_SHARE * steps:
+        return None
+    return (
+        f"{source.name}: {method} trained only {run} of {steps} steps in its {seconds:g} s budget, so the result "
+        "may be barely denoised; give more time (--train-seconds), fewer steps (--train-steps, the learning rate "
+        "then decays in time), a smaller network (--set), or a GPU (--device cuda)"
+    )
 
 
 def get_method(name: str, task: str | None = None) -> Method:
@@ -131,14 +200,38 @@ def check_image(image: Any) -> None:
 
 
 def output_dtype(image_dtype: np.dtype[Any], requested: str | None) -> np.dtype[Any]:
-    """The dtype to write: the input's by default (``same``), else the requested one."""
-    from microrestore.io import parse_dtype
+    """The dtype predictions are written in: see :func:`microrestore.io.working_dtype` (``None``: ``same``).
 
-    dtype = parse_dtype(requested if requested else None)
-    if dtype is None:
-        dtype = np.dtype(image_dtype)
-        return np.dtype(np.float32) if dtype.kind == "b" or dtype == np.dtype(np.float16) else dtype
-    return dtype
+    With ``auto`` an integer input's results are written as float32 first; :func:`settled_output` then gives
+    the input's dtype back when that loses nothing.
+    """
+    from microrestore.io import working_dtype
+
+    return working_dtype(image_dtype, requested if requested else None)[0]
+
+
+def output_sink(image_dtype: np.dtype[Any], shape: tuple[int, ...], requested: str | None, array: Any = None) -> Any:
+    """An :class:`~microrestore.engine.outputs.OutputSink` for ``--dtype requested`` (in memory unless ``array``).
+
+    Under ``auto`` an in-memory sink of an integer input tracks whether every restored value is an integer
+    that fits the input's dtype; a given ``array`` (streamed to disk) keeps its dtype.
+    """
+    from microrestore.engine.outputs import OutputSink
+    from microrestore.io import working_dtype
+
+    dtype, narrow = working_dtype(image_dtype, requested if requested else None)
+    if array is not None:
+        return OutputSink(array)
+    return OutputSink(np.empty(shape, dtype=dtype), np.dtype(image_dtype) if narrow else None)
+
+
+def settled_output(sink: Any) -> np.ndarray:
+    """The sink's array, in the input's integer dtype when ``auto`` found every value an integer that fits it."""
+    if sink.integral and sink.integers_of is not None:
+        from microrestore.io import to_dtype
+
+        return to_dtype(sink.array, sink.integers_of)[0]
+    return sink.array
 
 
 def restore(
@@ -167,13 +260,14 @@ def restore(
     options
         Device, tiling and batch options.
     dtype
-        ``"float32"`` (default), ``"same"`` for the input's dtype, or any numpy dtype name.
+        ``"float32"`` (default); ``"auto"``: float32, or the input's dtype where that loses nothing (float32 and
+        float64 inputs; integer inputs whose restored values are all integers that fit); ``"same"`` for the
+        input's dtype (integer outputs are rounded); or any numpy dtype name.
     self_supervised
         Train the (self-supervised) method on ``image`` itself first, instead of loading ``model``.
     **params
         Method-specific options (as ``--set key=value``).
     """
-    from microrestore.engine.outputs import OutputSink
     from microrestore.io import ImageData
 
     if not isinstance(image, ImageData):
@@ -189,11 +283,10 @@ def restore(
     options = options or PredictOptions()
     options.params = {**options.params, **params}
     found = get_method(method)
-    out = np.empty(image.data.shape, dtype=output_dtype(image.data.dtype, dtype))
-    sink = OutputSink(out)
+    sink = output_sink(image.data.dtype, image.data.shape, dtype)
     if self_supervised is None:
         load_predictor(found, model, options).predict(image, out=sink)
-        return out
+        return settled_output(sink)
     _check_self_supervised(found, model)
     import tempfile
 
@@ -202,9 +295,9 @@ def restore(
     with tempfile.TemporaryDirectory(prefix="microrestore-ssl-") as tmp:
         # Training reads files: hand it the array as one (with its axes and pixel sizes).
         source = write_image(Path(tmp) / "input.tif", image.data, image.axes, pixel_size=image.pixel_size)
-        with _self_supervised_model(found, source, self_supervised, options) as trained:
+        with _self_supervised_model(found, source, self_supervised, options, name=image.path) as trained:
             load_predictor(found, trained, options).predict(image, out=sink)
-    return out
+    return settled_output(sink)
 
 
 def _check_self_supervised(method: Method, model: str | Path | None) -> None:
@@ -222,11 +315,22 @@ def _check_self_supervised(method: Method, model: str | Path | None) -> None:
 
 @contextlib.contextmanager
 def _self_supervised_model(
-    method: Method, source: Path, plan: SelfSupervised, options: PredictOptions, axes: str | None = None
+    method: Method,
+    source: Path,
+    plan: SelfSupervised,
+    options: PredictOptions,
+    axes: str | None = None,
+    warn: Callable[[str], None] | None = None,
+    name: Path | None = None,
 ) -> Iterator[Path]:
-    """Train ``method`` on ``source`` alone; yield the model folder (temporary unless ``plan.save_models``)."""
+    """Train ``method`` on ``source`` alone; yield the model folder (temporary unless ``plan.save_models``).
+
+    ``warn`` (default: :func:`warnings.warn`) hears when the time budget left the training short; ``name`` is
+    the input's name in that message (default: ``source``).
+    """
     import tempfile
 
+    config, steps, seconds = self_supervised_budget(method, plan)
     with contextlib.ExitStack() as stack:
         if plan.save_models is not None:
             folder = Path(plan.save_models) / source.stem
@@ -235,15 +339,24 @@ def _self_supervised_model(
         request = TrainRequest(
             source=[source],
             output=folder,
-            config=dict(plan.config),
-            steps=plan.steps,
+            config=config,
+            steps=steps,
             device=options.device,
             axes=axes,
             progress=plan.progress,
-            max_seconds=plan.max_seconds,
+            max_seconds=seconds,
         )
         assert method.train is not None
-        yield method.train(request)
+        trained = method.train(request)
+        message = few_steps_warning(method.name, name or source, trained, seconds)
+        if message is not None:
+            if warn is None:
+                import warnings
+
+                warnings.warn(message, stacklevel=3)
+            else:
+                warn(message)
+        yield trained
 
 
 def planned_outputs(inputs: Sequence[str | Path], output: str | Path) -> list[tuple[Path, Path]]:
@@ -264,7 +377,7 @@ def restore_files(
     model: str | Path | None = None,
     axes: str | None = None,
     options: PredictOptions | None = None,
-    dtype: str | None = "same",
+    dtype: str | None = "auto",
     overwrite: bool = True,
     on_file: Callable[[int, int, Path], None] | None = None,
     warn: Callable[[str], None] | None = None,
@@ -275,8 +388,11 @@ def restore_files(
 
     The model is loaded once. Each output is written under a temporary name and renamed when complete, so
     an interrupted run never leaves a partial file, and ``overwrite=False`` resumes it: outputs that exist are
-    finished and skipped. Outputs keep the input's dtype, axes and pixel sizes unless ``dtype`` says
-    otherwise; values that do not fit the dtype are reported through ``warn``.
+    finished and skipped. Outputs keep the input's units, axes and pixel sizes. ``dtype="auto"`` (the default)
+    writes float32, or the input's dtype where that loses nothing (float32/float64 inputs; integer inputs whose
+    restored values are all integers that fit, decided for outputs held in memory; outputs streamed to disk
+    are float32 then); ``"same"`` the input's dtype, rounded; values that do not fit the dtype are reported
+    through ``warn``.
 
     Under torchrun (``WORLD_SIZE`` > 1) each process restores every ``WORLD_SIZE``-th file starting at its
     ``RANK`` (on GPU ``LOCAL_RANK`` when the device is CUDA); the processes share no state, so a file a
@@ -326,7 +442,7 @@ def restore_files(
         if self_supervised is None:
             results.append(_restore_one(predictor, image, dst, dtype, warn, allow_nonfinite))
             continue
-        with _self_supervised_model(found, src, self_supervised, options, axes) as trained:
+        with _self_supervised_model(found, src, self_supervised, options, axes, warn) as trained:
             own = load_predictor(found, trained, options)
             results.append(_restore_one(own, image, dst, dtype, warn, allow_nonfinite))
     return results
@@ -340,7 +456,6 @@ def _restore_one(
     warn: Callable[[str], None] | None,
     allow_nonfinite: bool = False,
 ) -> RestoreResult:
-    from microrestore.engine.outputs import OutputSink
     from microrestore.io import kept_metadata, output_memmap, write_image
     from microrestore.io.lazy import is_lazy
 
@@ -358,22 +473,24 @@ def _restore_one(
 
         with atomic_path(dst, keep_name=True, replace_folder=True) as tmp:
             with writer(tmp, image.data.shape, out_dtype, image.axes, image.pixel_size) as array:
-                sink = OutputSink(array)
+                sink = output_sink(image.data.dtype, image.data.shape, dtype, array)
                 predictor.predict(image, out=sink)
                 _check_finite(sink, dst, image, predictor, allow_nonfinite)
     elif streamed and dst.name.lower().endswith((".tif", ".tiff")):
         with output_memmap(
             dst, image.data.shape, out_dtype, image.axes, pixel_size=image.pixel_size, metadata=metadata
         ) as mm:
-            sink = OutputSink(mm)
+            sink = output_sink(image.data.dtype, image.data.shape, dtype, mm)
             predictor.predict(image, out=sink)
             _check_finite(sink, dst, image, predictor, allow_nonfinite)
     else:
         streamed = False
-        sink = OutputSink(np.empty(image.data.shape, dtype=out_dtype))
+        sink = output_sink(image.data.dtype, image.data.shape, dtype)
         predictor.predict(image, out=sink)
         _check_finite(sink, dst, image, predictor, allow_nonfinite)
-        write_image(dst, sink.array, image.axes, pixel_size=image.pixel_size, metadata=metadata)
+        written = settled_output(sink)
+        out_dtype = written.dtype
+        write_image(dst, written, image.axes, pixel_size=image.pixel_size, metadata=metadata)
     if sink.non_finite and warn is not None:
         share = 100.0 * sink.non_finite / max(1, sink.size)
         kept = "kept" if out_dtype.kind == "f" else "clipped to the dtype's range (NaN to 0)"

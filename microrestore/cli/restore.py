@@ -34,7 +34,12 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         batch_size: int = typer.Option(
             None, "--batch-size", help="Tiles per forward pass (default: 1 on CPU, 4 on GPU)."
         ),
-        dtype: str = typer.Option("same", "--dtype", help="Output dtype: same (the input's), float32, uint16, ..."),
+        dtype: str = typer.Option(
+            "auto",
+            "--dtype",
+            help="Output dtype: auto (default: float32 in the input's units, or the input's dtype where that "
+            "loses nothing), same (the input's, rounded: low-count integer images lose precision), float32, ...",
+        ),
         settings: list[str] = typer.Option(None, "--set", help="Method option key=value (repeatable)."),
         skip_existing: bool = typer.Option(
             False, "--skip-existing", help="Leave outputs that already exist (resume an interrupted run)."
@@ -60,14 +65,23 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             False,
             "--self-supervised",
             help="Train a self-supervised method on each input itself, then restore it (--set keys that are not "
-            "inference options configure that training).",
+            "inference options configure that training). Without --config it starts from the method's CPU-sized "
+            "network and, unless --train-steps is given, at most 180 s of training per input.",
         ),
         train_steps: int = typer.Option(None, "--train-steps", help="With --self-supervised: training steps."),
         train_seconds: float = typer.Option(
-            None, "--train-seconds", help="With --self-supervised: stop each input's training after this long."
+            None,
+            "--train-seconds",
+            help="With --self-supervised: stop each input's training after this long. It bounds the training only; "
+            "inference follows (its progress and time remaining are shown). Default: 180 without --config and "
+            "--train-steps, else no limit.",
         ),
         config: Path = typer.Option(
-            None, "--config", "-c", help="With --self-supervised: training configuration file (YAML or JSON)."
+            None,
+            "--config",
+            "-c",
+            help="With --self-supervised: training configuration file (YAML or JSON); the method's own defaults "
+            "then apply to what it leaves out, not the CPU-sized one-shot network.",
         ),
         save_model: Path = typer.Option(
             None, "--save-model", help="With --self-supervised: keep each input's model in this folder."
@@ -168,7 +182,11 @@ def _run(task: str, **kw: Any) -> None:
         disable=kw["quiet"],
         transient=True,
     )
-    # The bars start with the first tiles: self-supervised training shows its own display before them.
+    # The bars start with the first tiles: self-supervised training shows its own display before them. Without a
+    # terminal the bars show nothing: plain lines on stderr instead.
+    from microrestore.engine.progress import PlainProgress
+
+    plain = PlainProgress("inference tiles", file=console.file) if not kw["quiet"] and not console.is_terminal else None
     live = False
     try:
         files = progress.add_task("files", total=None, visible=False)
@@ -178,15 +196,20 @@ def _run(task: str, **kw: Any) -> None:
             nonlocal live
             progress.update(files, total=total, completed=index, description=f"{path.name}", visible=total > 1)
             progress.reset(tiles, visible=False)
+            if plain is not None:
+                plain.restart(f"{path.name}: inference tiles")
             if plan is not None:
                 if live:
                     progress.stop()
                     live = False
                 if not kw["quiet"]:
-                    console.print(f"training {kw['method']} on {path.name} ({_budget(plan)})")
+                    console.print(f"training {kw['method']} on {path.name} ({_budget(kw['method'], plan)})")
 
         def on_tiles(done: int, total: int) -> None:
             nonlocal live
+            if plain is not None:
+                plain.update(done, total)
+                return
             if not live:
                 progress.start()
                 live = True
@@ -255,14 +278,23 @@ def _self_supervised_plan(kw: dict[str, Any], params: dict[str, Any]) -> Any:
         max_seconds=kw["train_seconds"],
         save_models=kw["save_model"],
         progress=not kw["quiet"],
+        defaults=kw["config"] is None,
     )
 
 
-def _budget(plan: Any) -> str:
-    parts = [f"{plan.steps} steps" if plan.steps else "the configured steps"]
-    if plan.max_seconds:
-        parts.append(f"at most {plan.max_seconds:g} s")
-    return "self-supervised, " + ", ".join(parts)
+def _budget(method: str, plan: Any) -> str:
+    """What a one-shot training will do, e.g. ``self-supervised, 1500 steps or at most 180 s of training``."""
+    from microrestore import api
+
+    config, steps, seconds = api.self_supervised_budget(api.get_method(method), plan)
+    steps = steps or config.get("steps")
+    parts = [f"{steps} steps" if steps else "the configured steps"]
+    if seconds:
+        parts.append(f"at most {seconds:g} s of training")
+    text = "self-supervised, " + " or ".join(parts)
+    if plan.defaults and api.get_method(method).self_supervised_config:
+        text += ", CPU-sized network"
+    return text + "; then inference"
 
 
 def _warn(progress: Any, message: str) -> None:

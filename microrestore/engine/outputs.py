@@ -32,13 +32,18 @@ class OutputSink:
         NaN and infinite values received.
     written
         Values assigned, counted per assignment (a region written twice counts twice).
+    integers_of
+        An integer dtype: track whether every value written is an integer that fits it (``integral``), so
+        that ``--dtype auto`` can keep an integer input's dtype when that loses nothing.
     """
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, integers_of: np.dtype[Any] | None = None) -> None:
         self.array = array
         self.out_of_range = 0
         self.non_finite = 0
         self.written = 0
+        self.integers_of = integers_of
+        self.integral = integers_of is not None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -64,6 +69,10 @@ class OutputSink:
         block = np.asarray(block)
         # The size of the region assigned, from a zero-stride stand-in: no data of the destination is read.
         self.written += int(np.broadcast_to(np.empty((), dtype=bool), self.array.shape)[index].size)
+        if self.integral and self.integers_of is not None:
+            from microrestore.io.dtypes import integer_valued
+
+            self.integral = integer_valued(block, self.integers_of)
         finite = np.isfinite(block)
         if not finite.all():
             self.non_finite += int(block.size - np.count_nonzero(finite))

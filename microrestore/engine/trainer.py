@@ -811,6 +811,7 @@ class Trainer:
             enabled=self.progress and main,
             log_every=max(cfg.log_every, cfg.steps // 20),
             description="training",
+            max_seconds=cfg.max_seconds,
         )
         prefetch = cfg.prefetch if cfg.prefetch is not None else self.device.type != "cpu"
         prefetcher = _Prefetcher(fetch, start, end) if prefetch else None

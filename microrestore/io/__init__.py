@@ -16,7 +16,14 @@ from microrestore.io.axes import (
     transpose_from,
     transpose_to,
 )
-from microrestore.io.dtypes import dtype_range, out_of_range_message, parse_dtype, to_dtype
+from microrestore.io.dtypes import (
+    dtype_range,
+    integer_valued,
+    out_of_range_message,
+    parse_dtype,
+    to_dtype,
+    working_dtype,
+)
 from microrestore.io.images import ImageData, check_finite, kept_metadata, output_memmap, read_image, write_image
 from microrestore.io.inputs import IMAGE_SUFFIXES, expand_inputs, inputs_are_many, plan_outputs
 
@@ -34,6 +41,7 @@ __all__ = [
     "expand_inputs",
     "fits_imagej_order",
     "inputs_are_many",
+    "integer_valued",
     "kept_metadata",
     "normalize_axes",
     "out_of_range_message",
@@ -45,5 +53,6 @@ __all__ = [
     "to_dtype",
     "transpose_from",
     "transpose_to",
+    "working_dtype",
     "write_image",
 ]

@@ -12,7 +12,17 @@ import numpy as np
 
 from microrestore.errors import InputError
 
-__all__ = ["DTYPE_NAMES", "dtype_range", "iter_blocks", "out_of_range_message", "parse_dtype", "to_dtype"]
+__all__ = [
+    "DTYPE_NAMES",
+    "INTEGER_TOLERANCE",
+    "dtype_range",
+    "integer_valued",
+    "iter_blocks",
+    "out_of_range_message",
+    "parse_dtype",
+    "to_dtype",
+    "working_dtype",
+]
 
 DTYPE_NAMES: tuple[str, ...] = (
     "uint8",
@@ -25,7 +35,11 @@ DTYPE_NAMES: tuple[str, ...] = (
     "float32",
     "float64",
 )
-"""Names :func:`parse_dtype` accepts, besides ``same``."""
+"""Names :func:`parse_dtype` accepts, besides ``same`` (and ``auto``, which :func:`working_dtype` handles)."""
+
+INTEGER_TOLERANCE = 1e-3
+"""Largest distance to the nearest integer (plus float32 rounding of the value, 4 eps |v|) at which a restored
+value still counts as that integer under ``--dtype auto``: anything larger would be lost by rounding."""
 
 BLOCK_ELEMENTS = 1 << 22
 """Elements converted at a time (4 Mi: 16 MiB of float32)."""
@@ -55,8 +69,74 @@ def parse_dtype(name: str | None) -> np.dtype | None:
     if text == "same":
         return None
     if text not in DTYPE_NAMES:
-        raise InputError(f"unknown --dtype {name!r}; use one of: same, {', '.join(DTYPE_NAMES)}")
+        raise InputError(f"unknown --dtype {name!r}; use one of: auto, same, {', '.join(DTYPE_NAMES)}")
     return np.dtype(text)
+
+
+def working_dtype(input_dtype: np.dtype | type | str, requested: str | None) -> tuple[np.dtype, bool]:
+    """The dtype restored values are written in, and whether ``auto`` may still narrow it afterwards.
+
+    ``auto`` (the command line's default) never posterises: float32 and float64 inputs keep their type; any
+    other input (integers, bool, float16) is restored into float32 in the input's units, and an integer input
+    gets its own dtype back only when every restored value turns out to be an integer that fits it (nothing
+    is lost; see :func:`integer_valued`). ``same`` (or ``None``) is the input's dtype, rounded (bool and
+    float16 inputs give float32); any other name is that dtype.
+
+    Parameters
+    ----------
+    input_dtype
+        The input image's dtype.
+    requested
+        ``auto``, ``same``, ``None`` (same) or a name of :data:`DTYPE_NAMES`.
+
+    Returns
+    -------
+    tuple of numpy.dtype and bool
+        The dtype to write the predictions in, and ``True`` when the caller should convert to
+        ``input_dtype`` after all if the values allow it without loss.
+    """
+    source = np.dtype(input_dtype)
+    if requested is not None and str(requested).strip().lower() == "auto":
+        if source in (np.dtype(np.float32), np.dtype(np.float64)):
+            return source, False
+        return np.dtype(np.float32), source.kind in "iu"
+    dtype = parse_dtype(requested)
+    if dtype is None:
+        return (np.dtype(np.float32) if source.kind == "b" or source == np.dtype(np.float16) else source), False
+    return dtype, False
+
+
+def integer_valued(block: np.ndarray, dtype: np.dtype | type | str) -> bool:
+    """Whether every value of ``block`` is an integer inside ``dtype``'s range, to within rounding error.
+
+    A value counts as the integer ``n`` when ``|v - n| <= INTEGER_TOLERANCE + 4 eps32 |v|``; then writing the
+    block as ``dtype`` loses nothing.
+
+    Parameters
+    ----------
+    block
+        Restored values (float).
+    dtype
+        An integer dtype.
+
+    Returns
+    -------
+    bool
+        ``False`` as soon as one value is not finite, outside the range or off an integer.
+    """
+    values = np.asarray(block)
+    if values.dtype.kind in "iub":
+        low, high = dtype_range(dtype)
+        return bool(values.size == 0 or (values.min() >= low and values.max() <= high))
+    values = values.astype(np.float64, copy=False)
+    if not np.isfinite(values).all():
+        return False
+    low, high = dtype_range(dtype)
+    rounded = np.rint(values)
+    if rounded.size and (rounded.min() < low or rounded.max() > high):
+        return False
+    tolerance = INTEGER_TOLERANCE + 4 * float(np.finfo(np.float32).eps) * np.abs(values)
+    return bool(np.all(np.abs(values - rounded) <= tolerance))
 
 
 def dtype_range(dtype: np.dtype | type | str) -> tuple[float, float]:

@@ -151,6 +151,10 @@ class Method:
     self_supervised
         ``True`` when ``train`` learns from source images alone (no targets) and the model it writes can be
         loaded by ``load``: ``restore --self-supervised`` then trains on each input itself before restoring it.
+    self_supervised_config
+        Training configuration values a one-shot ``--self-supervised`` run starts from when the user gives no
+        configuration file: a network sized for a CPU and a step count that fits the default time budget (the
+        user's ``--set`` keys still override single values). Empty: the method's own defaults.
     citation
         Reference for the method.
     """
@@ -165,6 +169,7 @@ class Method:
     default_model: str | None = None
     needs_model: bool = True
     self_supervised: bool = False
+    self_supervised_config: dict[str, Any] = field(default_factory=dict)
     citation: str = ""
     plugin: str = ""
     plugin_version: str = ""

@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+HARD_MASK_SLOPE = 1275.0
+"""``saliency_slope`` of microrestore's earlier hard mask: 10 per grey level of the 0..255 scale is 10 x 127.5 per
+unit of the [-1, 1] scale (kept for comparisons; not the paper's constraint)."""
+
 
 class C2GANPredictOptions(BaseModel):
     """Inference options of ``c2gan`` (``--set key=value``)."""
@@ -62,8 +66,10 @@ class C2GANConfig(BaseModel):
     saliency_decay: float = Field(6.0, ge=0)
     """Decay of the saliency weight: rho(t) = rho0 * exp(-saliency_decay * t / T) over the T steps."""
     saliency_slope: float = Field(10.0, gt=0)
-    """k, the slope of the soft masks M(z) = sigmoid(k (z - t)) on the 0..255 scale (10 in c²GAN, 100 in
-    UTOM)."""
+    """k, the slope of the soft masks ``M(z) = sigmoid(k (z - (t / 127.5 - 1)))`` per unit of the [-1, 1] scale
+    of the scaled images, as in the papers (10 in c²GAN: a ramp about 56 grey levels wide; 100 in UTOM).
+    ``1275`` reproduces microrestore's earlier hard mask (a slope of 10 per grey level of the 0..255 scale,
+    127.5x steeper than c²GAN's, which leaves almost every pixel without gradient)."""
     threshold_a: float | None = Field(None, ge=0, le=255)
     """Foreground threshold of domain A (degraded) on the 0..255 scale of the scaled images; ``None``: Otsu's
     threshold of the domain A training images, reported at the start."""

@@ -7,9 +7,11 @@ B to A; D_A and D_B are 70x70 PatchGANs. The generator loss is
 
 with least-squares GAN losses against the real label 0.9, and the saliency (content-preserving) loss
 
-    L_sc = mean |M_A(a) - M_B(G(a))| + mean |M_B(b) - M_A(F(b))|,   M_t(z) = sigmoid(k (z - t))
+    L_sc = mean |M_A(a) - M_B(G(a))| + mean |M_B(b) - M_A(F(b))|,   M_t(z) = sigmoid(k (z - (t / 127.5 - 1)))
 
-on the 0..255 scale of the scaled images. Each image is thresholded with the mask function of the domain it
+with z the image on the [-1, 1] scale, t the threshold in grey levels of the 0..255 scale and k the slope per
+unit of the [-1, 1] scale (10, as c²GAN's ``tf.nn.sigmoid((x - (58/127.5 - 1)) * 10)``: a ramp about 56 grey
+levels wide, not a hard threshold). Each image is thresholded with the mask function of the domain it
 belongs to: G(a) is a domain-B image, so M_B; F(b) is a domain-A image, so M_A. (The official TensorFlow code
 computes the backward term on G(b); UTOM thresholds each fake with the other domain's threshold. Neither is
 copied.) The weight decays as rho(t) = rho0 exp(-decay t / T).
@@ -52,27 +54,23 @@ FIT_PLANES = 64
 # The pieces of the objective (pure functions, unit-tested one by one)
 
 
-def to_255(z: torch.Tensor) -> torch.Tensor:
-    """Map images scaled to [-1, 1] onto the 0..255 scale of the thresholds."""
-    return (z.float() + 1.0) * 127.5
-
-
 def saliency_mask(
     z: torch.Tensor, threshold: float, slope: float, polarity: str = "bright", channel_mean: bool = True
 ) -> torch.Tensor:
-    """Soft foreground mask ``M_t(z) = sigmoid(k (z - t))`` of images scaled to [-1, 1].
+    """Soft foreground mask ``M_t(z) = sigmoid(k (z - (t / 127.5 - 1)))`` of images scaled to [-1, 1].
 
     Parameters
     ----------
     z
         Images ``(B, C, Y, X)`` in [-1, 1].
     threshold
-        t on the 0..255 scale.
+        t in grey levels of the 0..255 scale.
     slope
-        k, per unit of the 0..255 scale.
+        k, per unit of the [-1, 1] scale of ``z`` (c²GAN: 10; 127.5 times that is a slope of ``k`` per grey
+        level, the earlier hard mask).
     polarity
         ``bright``: objects brighter than t are foreground; ``dark``: the mask is inverted,
-        ``sigmoid(k (t - z))`` (bright background, e.g. histology).
+        ``sigmoid(k ((t / 127.5 - 1) - z))`` (bright background, e.g. histology).
     channel_mean
         Average the channels first (one mask per image).
 
@@ -83,11 +81,11 @@ def saliency_mask(
     """
     if polarity not in ("bright", "dark"):
         raise ValueError(f"polarity must be 'bright' or 'dark', got {polarity!r}")
-    scaled = to_255(z)
+    z = z.float()
     if channel_mean:
-        scaled = scaled.mean(dim=1, keepdim=True)
+        z = z.mean(dim=1, keepdim=True)
     sign = 1.0 if polarity == "bright" else -1.0
-    return torch.sigmoid(sign * float(slope) * (scaled - float(threshold)))
+    return torch.sigmoid(sign * float(slope) * (z - (float(threshold) / 127.5 - 1.0)))
 
 
 def saliency_loss(

@@ -24,6 +24,10 @@ CITATION = (
 #: Bundled default model (recipe: zoo/models/n2v-demo-2d.yaml): simulated low-light 2D widefield filaments.
 DEFAULT_MODEL = "n2v-demo-2d"
 
+#: The one-shot ``--self-supervised`` network and steps: the n2v U-Net (depth 2) at 16 base filters (83k
+#: parameters), about 0.8 megapixels per CPU-second in prediction, so 1000 steps fit the default time budget.
+SELF_SUPERVISED_CONFIG = {"base_filters": 16, "steps": 1000}
+
 
 def load(model: str | Path | None, options: PredictOptions) -> Any:
     """Load an n2v model folder or microrestore package into a tiled predictor."""
@@ -53,6 +57,7 @@ def register_methods(register: Any) -> None:
             train=train,
             config_schema=N2VConfig,
             self_supervised=True,
+            self_supervised_config=dict(SELF_SUPERVISED_CONFIG),
             default_model=DEFAULT_MODEL,
             citation=CITATION,
         )

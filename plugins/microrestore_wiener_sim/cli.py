@@ -179,7 +179,12 @@ def reconstruct(
     order: str = _ORDER,
     axes: str = _AXES,
     device: str = _DEVICE,
-    dtype: str = typer.Option("same", "--dtype", help="Output dtype: same (the input's), float32, uint16, ..."),
+    dtype: str = typer.Option(
+        "auto",
+        "--dtype",
+        help="Output dtype: auto (default: float32 in the input's units, or the input's dtype where that loses "
+        "nothing), same (the input's, rounded: low-count integer images lose precision), float32, ...",
+    ),
     save_params: Path = typer.Option(None, "--save-params", help="Also write the parameters used (JSON)."),
     settings: list[str] = typer.Option(None, "--set", help="Other method options key=value (see docs/methods/sim.md)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the parameter table."),
@@ -190,7 +195,6 @@ def reconstruct(
     import numpy as np
 
     from microrestore import api
-    from microrestore.engine.outputs import OutputSink
     from microrestore.io import kept_metadata, write_image
     from microrestore.plugins import PredictOptions
 
@@ -228,18 +232,19 @@ def reconstruct(
         if save_params is not None:
             used.save(save_params)
     sr = np.asarray(sr)
-    out_dtype = api.output_dtype(image.data.dtype, None if dtype == "same" else dtype)
-    sink = OutputSink(np.empty(sr.shape, dtype=out_dtype))
+    sink = api.output_sink(image.data.dtype, sr.shape, dtype)
     sink[...] = sr
     sink.check_finite(output, image.path, found.name)
+    written = api.settled_output(sink)
+    out_dtype = written.dtype
     from microrestore.sim.reconstruct import output_axes
 
     pixel_nm = options.params.get("pixel_size_nm") or 1000.0 * float(
         image.pixel_size.get("X") or image.pixel_size.get("Y") or 0.0
     )
     sizes = {"X": pixel_nm / 2000.0, "Y": pixel_nm / 2000.0} if pixel_nm else {}
-    array = sink.array[0] if sink.array.shape[0] == 1 else sink.array
-    write_image(output, array, output_axes(sink.array.shape[0]), pixel_size=sizes, metadata=kept_metadata(image))
+    array = written[0] if written.shape[0] == 1 else written
+    write_image(output, array, output_axes(written.shape[0]), pixel_size=sizes, metadata=kept_metadata(image))
     if sink.out_of_range:
         share = 100.0 * sink.out_of_range / sink.array.size
         print_warning(

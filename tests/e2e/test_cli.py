@@ -37,7 +37,7 @@ def test_version(cli):
     assert result.exit_code == 0 and "microrestore" in result.stdout
 
 
-def test_denoise_one_file_keeps_dtype_axes_and_pixel_size(cli, tmp_path):
+def test_denoise_one_file_keeps_units_axes_and_pixel_size(cli, tmp_path):
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, _noisy(), imagej=True, resolution=(1 / 0.065, 1 / 0.065), metadata={"unit": "micron"})
     result = cli("denoise", src, "-o", tmp_path / "out.tif", "--method", "nl-means", "--quiet")
@@ -45,7 +45,14 @@ def test_denoise_one_file_keeps_dtype_axes_and_pixel_size(cli, tmp_path):
     from microrestore.io import read_image
 
     out = read_image(tmp_path / "out.tif")
-    assert out.data.dtype == np.uint16 and out.axes == "YX"
+    # --dtype auto: float32 in the input's units (rounding to 16-bit counts would posterise); same: uint16.
+    assert out.data.dtype == np.float32 and out.axes == "YX"
+    assert "float32" in result.output
+    result = cli("denoise", src, "-o", tmp_path / "same.tif", "--method", "nl-means", "--dtype", "same", "-q")
+    assert result.exit_code == 0, result.output
+    same = read_image(tmp_path / "same.tif").data
+    assert same.dtype == np.uint16
+    np.testing.assert_array_equal(same, np.rint(out.data).astype(np.uint16))
     assert out.pixel_size["X"] == pytest.approx(0.065, rel=1e-3)
     assert np.asarray(out.data, float).std() < _noisy().astype(float).std()
     assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"

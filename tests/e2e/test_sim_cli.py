@@ -56,7 +56,8 @@ def test_estimate_then_reconstruct(cli, simulated: Path, tmp_path: Path) -> None
 
     # the same with estimation inside reconstruct, the input's dtype, and the true parameters of the simulator
     same = tmp_path / "sr16.tif"
-    result = cli("sim", "reconstruct", raw, "-o", same, *OPTICS, "--save-params", tmp_path / "used.json")
+    result = cli("sim", "reconstruct", raw, "-o", same, *OPTICS, "--save-params", tmp_path / "used.json", "--dtype",
+                 "same")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert read_image(same).data.dtype == np.uint16
     # the same parameters (estimation is deterministic): the uint16 output is the rounded float32 one
@@ -65,8 +66,14 @@ def test_estimate_then_reconstruct(cli, simulated: Path, tmp_path: Path) -> None
     # without the camera offset, Wiener ringing goes below 0: clipped in uint16, and said so
     write_image(tmp_path / "no_offset.tif", np.clip(read_image(raw).data.astype(np.int32) - 100, 0, None).astype(
         np.uint16), "TYX", pixel_size={"X": 0.0626, "Y": 0.0626})  # fmt: skip
-    result = cli("sim", "reconstruct", tmp_path / "no_offset.tif", "-o", tmp_path / "c.tif", *OPTICS, "-q")
+    result = cli("sim", "reconstruct", tmp_path / "no_offset.tif", "-o", tmp_path / "c.tif", *OPTICS, "-q",
+                 "--dtype", "same")  # fmt: skip
     assert result.exit_code == 0 and "clipped" in result.output and "--dtype float32" in result.output
+    # by default (auto) nothing is rounded or clipped: float32 in the input's units
+    result = cli("sim", "reconstruct", tmp_path / "no_offset.tif", "-o", tmp_path / "d.tif", *OPTICS, "-q")
+    assert result.exit_code == 0 and "clipped" not in result.output, result.output
+    default = read_image(tmp_path / "d.tif").data
+    assert default.dtype == np.float32 and float(default.min()) < 0
 
 
 def test_time_series_phase_major_and_mrc(cli, simulated: Path, tmp_path: Path) -> None:

@@ -57,12 +57,16 @@ def test_train_writes_a_model_folder(model):
     assert rows[-1]["val_psnr"]
 
 
-def test_cli_denoise_with_trained_model_keeps_dtype(cli, sim, model, tmp_path):
+def test_cli_denoise_with_trained_model_writes_float32_or_the_input_dtype(cli, sim, model, tmp_path):
     src = sim / "noisy" / "field_000.tif"
     result = cli("denoise", src, "-o", tmp_path / "out.tif", "--method", "care", "--model", model, "-q")
     assert result.exit_code == 0, result.output
     out = read_image(tmp_path / "out.tif")
-    assert out.data.dtype == np.uint16 and out.data.shape == (96, 96)
+    assert out.data.dtype == np.float32 and out.data.shape == (96, 96)  # --dtype auto
+    result = cli("denoise", src, "-o", tmp_path / "same.tif", "--method", "care", "--model", model, "-q", "--dtype",
+                 "same")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "same.tif").data.dtype == np.uint16
 
 
 def test_tiled_equals_whole_image(model):
@@ -76,7 +80,8 @@ def test_tiled_equals_whole_image(model):
 def test_streamed_output_equals_in_memory(model, tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     tifffile.imwrite(tmp_path / "in.tif", (rng.poisson(30, (130, 150)) + 100).astype(np.uint16))
-    api.restore_files([tmp_path / "in.tif"], tmp_path / "mem.tif", method="care", model=model)
+    options = PredictOptions(tile=64, overlap=16)  # float32 outputs: the same tiles, so the same values
+    api.restore_files([tmp_path / "in.tif"], tmp_path / "mem.tif", method="care", model=model, options=options)
     monkeypatch.setattr(api, "STREAM_BYTES", 0)
     results = api.restore_files(
         [tmp_path / "in.tif"],
@@ -85,7 +90,7 @@ def test_streamed_output_equals_in_memory(model, tmp_path, monkeypatch):
         model=model,
         options=PredictOptions(tile=64, overlap=16),
     )
-    assert results[0].streamed
+    assert results[0].streamed and results[0].dtype == "float32"
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "mem.tif"), tifffile.imread(tmp_path / "stream.tif"))
 
 

@@ -159,7 +159,7 @@ def test_cli_focus_slice_then_deblur(cli, sim: Path, tmp_path: Path):
     result = cli("deblur", str(sim / "blurred" / "field_001.tif"), "--method", "comi", "--model", str(model), "-o", out)
     assert result.exit_code == 0, result.output
     written = tifffile.imread(out)
-    assert written.dtype == np.uint16 and written.shape == (64, 64)
+    assert written.dtype == np.float32 and written.shape == (64, 64)  # --dtype auto: not rounded to counts
     # --unpaired reaches the configuration; CARE refuses the comi-only option by name.
     result = cli("train", "comi", *stacks, "--unpaired", "-o", str(tmp_path / "u"), "--steps", "1", *TINY_SET)
     assert result.exit_code == 0, result.output
@@ -193,13 +193,13 @@ def test_bad_inputs(cli, sim: Path, tmp_path: Path):
 
 
 def test_default_model_deblurs(cli, sim: Path, tmp_path: Path):
-    """`microrestore deblur IN --method comi` runs the bundled comi-defocus-2d, in the input's dtype."""
+    """`microrestore deblur IN --method comi` runs the bundled comi-defocus-2d, float32 in the input's units."""
     out = tmp_path / "default.tif"
     result = cli("deblur", str(sim / "blurred" / "field_002.tif"), "--method", "comi", "-o", str(out))
     assert result.exit_code == 0, result.output
     blurred = tifffile.imread(sim / "blurred" / "field_002.tif")
     restored = tifffile.imread(out)
-    assert restored.dtype == blurred.dtype and restored.shape == blurred.shape
+    assert blurred.dtype == np.uint16 and restored.dtype == np.float32 and restored.shape == blurred.shape
     assert not np.array_equal(restored, blurred)
     assert abs(float(restored.mean()) - float(blurred.mean())) < 0.2 * float(blurred.mean())  # input units
 

@@ -130,9 +130,13 @@ def test_one_shot_cli_writes_a_denoised_stack_in_the_inputs_units(cli, movie, tm
     )
     assert result.exit_code == 0, result.output
     assert "training rdl-denoise on movie_000.tif" in result.output and "training step" in result.output
+    assert "4 steps" in result.output and "then inference" in result.output  # --train-steps: no default time limit
+    # Not a terminal: inference progress comes as plain lines, ending with the last tile.
+    tiles = [line for line in result.output.splitlines() if "inference tiles" in line]
+    assert tiles and "(100 %)" in tiles[-1] and "ETA" in tiles[0]
     noisy = read_image(movie).data
     denoised = tifffile.imread(out)
-    assert denoised.dtype == noisy.dtype == np.uint16 and denoised.shape == noisy.shape
+    assert noisy.dtype == np.uint16 and denoised.dtype == np.float32 and denoised.shape == noisy.shape
     # Offsets are added back: the result sits at the input's level, not at 0.
     assert abs(float(denoised.mean()) - float(noisy.mean())) < 0.2 * float(noisy.mean())
     config = yaml.safe_load((saved / "movie_000" / "config.yaml").read_text())
@@ -145,6 +149,23 @@ def test_one_shot_api_on_an_array_with_a_given_offset(movie):
     out = api.restore(noisy, "rdl-denoise", self_supervised=plan, options=api.PredictOptions(device="cpu"))
     assert out.dtype == np.float32 and out.shape == noisy.data.shape
     assert float(out.mean()) > 90  # in counts, offset 100 added back
+
+
+def test_one_shot_budget_stops_training_and_warns_with_the_steps_run(movie, tmp_path):
+    # A budget far too small for the configured steps: training stops after its first step, the image is still
+    # restored, and a warning names the steps run and what to do.
+    noisy = read_image(movie)
+    plan = api.SelfSupervised(
+        config={**TINY, "steps": 1000, "validation_fraction": 0}, max_seconds=1e-6, progress=False,
+        save_models=tmp_path / "models",
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match=r"trained only 1 of 1000 steps in its 1e-06 s budget.*--train-seconds"):
+        out = api.restore(noisy, "rdl-denoise", self_supervised=plan, options=api.PredictOptions(device="cpu"))
+    assert out.shape == noisy.data.shape and np.isfinite(out).all()
+    saved = yaml.safe_load((tmp_path / "models" / "input" / "config.yaml").read_text())
+    assert saved["provenance"]["steps_run"] == 1
+    # The one-shot network is the method's CPU-sized one under the given keys (here the tiny test network's).
+    assert saved["config"]["ndim"] == 2 and saved["config"]["reduction"] == TINY["reduction"]
 
 
 def test_n2v_one_shot_on_a_single_image(cli, tmp_path):

@@ -8,7 +8,7 @@ import microrestore_c2gan
 import numpy as np
 import pytest
 import torch
-from microrestore_c2gan.config import C2GANConfig
+from microrestore_c2gan.config import HARD_MASK_SLOPE, C2GANConfig
 from microrestore_c2gan.training import (
     C2GANTask,
     build_discriminator,
@@ -50,18 +50,57 @@ def test_registers_c2gan():
     assert method.predict_schema(direction="BtoA").direction == "BtoA"
 
 
-def test_mask_formula_on_the_255_scale_and_polarity():
-    # z = -1 + 2 v / 255 puts the value v on the 0..255 scale.
+def test_mask_slope_is_per_unit_of_the_minus_one_one_scale_as_the_paper():
+    # z = -1 + 2 v / 255 puts the value v on the 0..255 scale; the threshold t is in grey levels.
     values = torch.tensor([10.0, 50.0, 58.0, 60.0, 200.0])
     z = (-1 + 2 * values / 255).reshape(1, 1, 1, 5)
     bright = saliency_mask(z, threshold=58.0, slope=10.0, polarity="bright")
-    expected = [_sigmoid(10 * (v - 58)) for v in values.tolist()]
-    np.testing.assert_allclose(bright.flatten().numpy(), expected, rtol=1e-4, atol=1e-6)
+    # c²GAN's code: tf.nn.sigmoid((x - (58/127.5 - 1)) * 10), x on [-1, 1].
+    official = [_sigmoid((zi - (58 / 127.5 - 1)) * 10) for zi in z.flatten().tolist()]
+    np.testing.assert_allclose(bright.flatten().numpy(), official, rtol=1e-5, atol=1e-6)
+    # The same as a slope of 10 / 127.5 per grey level: a gentle ramp, not a step.
+    per_grey = [_sigmoid(10 / 127.5 * (v - 58)) for v in values.tolist()]
+    np.testing.assert_allclose(bright.flatten().numpy(), per_grey, rtol=1e-4, atol=1e-6)
     assert float(bright.flatten()[2]) == pytest.approx(0.5, abs=1e-4)
+    assert 0.3 < float(bright.flatten()[1]) < 0.5 and 0.5 < float(bright.flatten()[3]) < 0.6
     dark = saliency_mask(z, threshold=58.0, slope=10.0, polarity="dark")
     np.testing.assert_allclose(dark.numpy(), 1 - bright.numpy(), atol=1e-6)
     with pytest.raises(ValueError):
         saliency_mask(z, 58.0, 10.0, polarity="grey")
+
+
+def test_hard_mask_slope_reproduces_the_earlier_per_grey_level_mask():
+    values = torch.tensor([10.0, 57.0, 58.0, 58.5, 60.0, 200.0])
+    z = (-1 + 2 * values / 255).reshape(1, 1, 1, -1)
+    hard = saliency_mask(z, threshold=58.0, slope=HARD_MASK_SLOPE)
+    expected = [_sigmoid(10 * (v - 58)) for v in values.tolist()]
+    np.testing.assert_allclose(hard.flatten().numpy(), expected, rtol=1e-3, atol=1e-5)
+    assert C2GANConfig().saliency_slope == 10.0
+
+
+def _gradient_share(z: torch.Tensor, threshold: float, slope: float, floor: float = 0.01) -> float:
+    """Share of pixels whose mask changes by more than ``floor`` per unit of z (autograd)."""
+    z = z.clone().requires_grad_(True)
+    saliency_mask(z, threshold, slope).sum().backward()
+    assert z.grad is not None
+    return float((z.grad.abs() > floor).float().mean())
+
+
+def test_soft_mask_gives_most_pixels_a_gradient_and_the_hard_mask_almost_none(tmp_path):
+    # A simulated low-SNR widefield field, scaled as the default model scales (intensity_range: data), with
+    # Otsu's threshold: the constraint can only pull pixels whose mask has a gradient.
+    from microrestore.io import read_image
+    from microrestore.simulation.cases import simulate
+
+    simulate("denoise", tmp_path, n=1, seed=3, photons=30, shape=[128, 128])
+    noisy = read_image(next((tmp_path / "noisy").glob("*.tif"))).data.astype(np.float64)
+    low, high = resolve_range([noisy], "data", "A")
+    z = torch.from_numpy(2 * (noisy - low) / (high - low) - 1).float()[None, None]
+    threshold = otsu_threshold(((z + 1) * 127.5).numpy().ravel())
+    soft = _gradient_share(z, threshold, 10.0)
+    hard = _gradient_share(z, threshold, HARD_MASK_SLOPE)
+    assert soft > 0.5, soft
+    assert hard < 0.05, hard
 
 
 def test_mask_averages_channels():
@@ -74,7 +113,7 @@ def test_mask_averages_channels():
 
 def test_saliency_loss_uses_f_of_b_and_each_domains_own_mask():
     # G and F are different known functions; thresholds and slopes make each term easy to compute by hand.
-    config = C2GANConfig(**TINY, threshold_a=100.0, threshold_b=50.0, saliency_slope=0.1)
+    config = C2GANConfig(**TINY, threshold_a=100.0, threshold_b=50.0, saliency_slope=12.75)  # 0.1 per grey level
     g = torch.nn.Identity()  # G(x) = x
 
     class Negate(torch.nn.Module):
