@@ -561,11 +561,12 @@ class NoiseStabilizingNormalizer(BaseModel):
             gain, c = float(np.median(gains)), float(np.median(cs))
         except NoiseEstimationError:
             gain, c = _fallback_noise(subsample(planes[0], max_samples))
-        variance = gain * base + c
-        if not variance > 0:
-            # the line crosses zero above the background (a wrong intercept): keep the slope, floor the variance
-            _, floor = _fallback_noise(subsample(planes[0], max_samples))
-            variance = max(floor * 0.25, 1e-12)
+        # The background level ``base`` is a low percentile of the noisy image, below the true background, where
+        # the fitted line can extrapolate to (almost) no noise at all: the transform's slope there would explode.
+        # The noise of the image's typical pixel (neighbour differences) gives a floor; only such degenerate fits
+        # reach it (a quarter of the typical variance is below any background's).
+        _, typical = _fallback_noise(subsample(planes[0], max_samples))
+        variance = max(gain * base + c, 0.25 * typical, 1e-12)
         return NoiseParams(gain=max(gain, 0.0), base=base, variance=variance)
 
     def apply(self, array: np.ndarray, params: NoiseParams | None = None) -> np.ndarray:
