@@ -138,6 +138,18 @@ def output_dtype(image_dtype: np.dtype[Any], requested: str | None) -> np.dtype[
     return dtype
 
 
+def predictor_dtype(predictor: Predictor, image_dtype: np.dtype[Any], requested: str | None) -> np.dtype[Any]:
+    """The dtype to write ``predictor``'s output in.
+
+    ``requested`` when given (``same`` is the input's); when not (``None``), the input's, except float32 for a
+    predictor whose output is not in the input's units (``output_in_input_units`` False: a foreign bioimage.io
+    model, whose output is often 0..1 and would turn into 0 and 1 in an integer type).
+    """
+    if requested is None and not getattr(predictor, "output_in_input_units", True):
+        return np.dtype(np.float32)
+    return output_dtype(image_dtype, requested)
+
+
 def restore(
     image: np.ndarray | Any,
     method: str,
@@ -147,6 +159,7 @@ def restore(
     options: PredictOptions | None = None,
     dtype: str | None = "float32",
     self_supervised: SelfSupervised | None = None,
+    trust_remote_code: bool = False,
     **params: Any,
 ) -> np.ndarray:
     """Restore an in-memory image and return it (float32 in the input's units by default).
@@ -164,9 +177,13 @@ def restore(
     options
         Device, tiling and batch options.
     dtype
-        ``"float32"`` (default), ``"same"`` for the input's dtype, or any numpy dtype name.
+        ``"float32"`` (default), ``"same"`` for the input's dtype, or any numpy dtype name; ``None``: the input's,
+        but float32 for a foreign bioimage.io model.
     self_supervised
         Train the (self-supervised) method on ``image`` itself first, instead of loading ``model``.
+    trust_remote_code
+        Allow a foreign bioimage.io ``model`` whose weights need Python code that the package ships or names
+        (refused otherwise; see ``docs/security.md``).
     **params
         Method-specific options (as ``--set key=value``).
     """
@@ -185,12 +202,15 @@ def restore(
     check_image(image)
     options = options or PredictOptions()
     options.params = {**options.params, **params}
+    options.trust_remote_code = options.trust_remote_code or trust_remote_code
     found = get_method(method)
+    if self_supervised is None:
+        predictor = load_predictor(found, model, options)
+        out = np.empty(image.data.shape, dtype=predictor_dtype(predictor, image.data.dtype, dtype))
+        predictor.predict(image, out=OutputSink(out))
+        return out
     out = np.empty(image.data.shape, dtype=output_dtype(image.data.dtype, dtype))
     sink = OutputSink(out)
-    if self_supervised is None:
-        load_predictor(found, model, options).predict(image, out=sink)
-        return out
     _check_self_supervised(found, model)
     import tempfile
 
@@ -252,18 +272,24 @@ def restore_files(
     model: str | Path | None = None,
     axes: str | None = None,
     options: PredictOptions | None = None,
-    dtype: str | None = "same",
+    dtype: str | None = None,
     overwrite: bool = True,
     on_file: Callable[[int, int, Path], None] | None = None,
     warn: Callable[[str], None] | None = None,
     self_supervised: SelfSupervised | None = None,
+    trust_remote_code: bool = False,
 ) -> list[RestoreResult]:
     """Restore files (paths, folders or globs) into ``output`` (a file for one input, else a folder).
 
     The model is loaded once. Each output is written under a temporary name and renamed when complete, so
     an interrupted run never leaves a partial file, and ``overwrite=False`` resumes it: outputs that exist are
     finished and skipped. Outputs keep the input's dtype, axes and pixel sizes unless ``dtype`` says
-    otherwise; values that do not fit the dtype are reported through ``warn``.
+    otherwise (``None``, the default, keeps the input's dtype except for a foreign bioimage.io model, whose
+    output goes out as float32; ``"same"`` keeps it always); values that do not fit the dtype are reported
+    through ``warn``.
+
+    ``trust_remote_code`` allows a foreign bioimage.io ``model`` whose weights need Python code that the
+    package ships or names (refused otherwise; see ``docs/security.md``).
 
     Under torchrun (``WORLD_SIZE`` > 1) each process restores every ``WORLD_SIZE``-th file starting at its
     ``RANK`` (on GPU ``LOCAL_RANK`` when the device is CUDA); the processes share no state, so a file a
@@ -275,6 +301,7 @@ def restore_files(
     from microrestore.io import expand_inputs, inputs_are_many, plan_outputs, read_image
 
     options = options or PredictOptions()
+    options.trust_remote_code = options.trust_remote_code or trust_remote_code
     found = get_method(method, task)
     items = [str(i) for i in inputs]
     paths = expand_inputs(items)
@@ -322,7 +349,7 @@ def _restore_one(
     from microrestore.io.lazy import is_lazy
 
     start = time.perf_counter()
-    out_dtype = output_dtype(image.data.dtype, dtype)
+    out_dtype = predictor_dtype(predictor, image.data.dtype, dtype)
     nbytes = int(np.prod(image.data.shape)) * max(out_dtype.itemsize, 4)
     streamed = isinstance(image.data, np.memmap) or is_lazy(image.data) or nbytes > STREAM_BYTES
     writer = _streamed_writer(dst) if streamed else None

@@ -33,7 +33,13 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         batch_size: int = typer.Option(
             None, "--batch-size", help="Tiles per forward pass (default: 1 on CPU, 4 on GPU)."
         ),
-        dtype: str = typer.Option("same", "--dtype", help="Output dtype: same (the input's), float32, uint16, ..."),
+        dtype: str = typer.Option(
+            None,
+            "--dtype",
+            help="Output dtype: same (the input's), float32, uint16, ... Default: the input's; float32 for a "
+            "foreign bioimage.io model.",
+            show_default=False,
+        ),
         settings: list[str] = typer.Option(None, "--set", help="Method option key=value (repeatable)."),
         skip_existing: bool = typer.Option(
             False, "--skip-existing", help="Leave outputs that already exist (resume an interrupted run)."
@@ -65,6 +71,12 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         save_model: Path = typer.Option(
             None, "--save-model", help="With --self-supervised: keep each input's model in this folder."
         ),
+        trust_remote_code: bool = typer.Option(
+            False,
+            "--trust-remote-code",
+            help="Run a bioimage.io package whose weights need Python code it ships or names (refused otherwise; "
+            "see docs/security.md).",
+        ),
     ) -> None:
         kw = {
             "inputs": inputs,
@@ -88,6 +100,7 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "train_seconds": train_seconds,
             "config": config,
             "save_model": save_model,
+            "trust_remote_code": trust_remote_code,
         }
         from microrestore.cli.launch import check_nproc
 
@@ -114,6 +127,7 @@ def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
     for item in kw["settings"] or []:
         args += ["--set", item]
     flags = (("skip_existing", "--skip-existing"), ("quiet", "--quiet"), ("compile", "--compile"), ("tta", "--tta"))
+    flags += (("trust_remote_code", "--trust-remote-code"),)
     for name, flag in (*flags, ("self_supervised", "--self-supervised")):
         args += [flag] if kw[name] else []
     return args
@@ -143,6 +157,7 @@ def _run(task: str, **kw: Any) -> None:
         precision=kw["precision"],
         compile=kw["compile"],
         tta=kw["tta"],
+        trust_remote_code=kw["trust_remote_code"],
     )
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
