@@ -297,6 +297,65 @@ def _scale_state() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Cases: model folders whose config.yaml lies (each refused in one line naming the file, exit 2)
+
+
+def _edited_model(folder: Path, edit: Callable[[dict[str, Any]], None], needle: str) -> Case:
+    model = care_model(folder / "model")
+    edit_yaml(model / "config.yaml", edit)
+    return Case(model, needle=needle, extra={"input": write_image(folder / "in.tif")})
+
+
+def _set_net(**values: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda document: document["networks"]["net"].update(values)
+
+
+#: ``name: (edit of config.yaml, fragment of the error)``; each edit alone makes the folder invalid.
+CONFIG_EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "config-depth-40": (_set_net(depth=40), "depth"),
+    "config-base-filters-200000": (_set_net(base_filters=200000), "base_filters"),
+    "config-depth-string": (_set_net(depth="3"), "depth"),
+    "config-kernel-size-0": (_set_net(kernel_size=0), "kernel_size"),
+    "config-unknown-network-option": (_set_net(bomb=1), "bomb"),
+    "config-format-version-abc": (lambda d: d.update(format_version="abc"), "format_version"),
+    "config-networks-net-unet": (lambda d: d.update(networks={"net": "unet"}), "networks.net"),
+    "config-networks-list": (lambda d: d.update(networks=["unet"]), "networks"),
+    "config-network-name-list": (_set_net(name=["unet"]), "unknown network"),
+    "config-weights-sha256-short": (lambda d: d["weights"].update(sha256="abc"), "sha256"),
+    "config-method-number": (lambda d: d.update(method=7), "method"),
+    "config-axes-bad": (lambda d: d.update(axes="YX; rm -rf"), "axes"),
+    "config-training-depth-40": (lambda d: d.update(config={"depth": 40}), "depth"),
+    "config-normalization-list": (lambda d: d.update(normalization=[1, 2]), "normalization"),
+}
+
+
+def _config_case(name: str) -> Builder:
+    edit, needle = CONFIG_EDITS[name]
+    return lambda folder: _edited_model(folder, edit, needle)
+
+
+for _name in CONFIG_EDITS:
+    case(_name, "model-config")(_config_case(_name))
+
+
+def _fifo_in_model(folder: Path, member: str) -> Case:
+    model = care_model(folder / "model")
+    (model / member).unlink()
+    os.mkfifo(model / member)
+    return Case(model, needle="not a regular file", extra={"input": write_image(folder / "in.tif")})
+
+
+@case("config-yaml-is-a-fifo", "model-config")
+def _config_fifo(folder: Path) -> Case:
+    return _fifo_in_model(folder, "config.yaml")
+
+
+@case("weights-are-a-fifo", "model-config")
+def _weights_fifo(folder: Path) -> Case:
+    return _fifo_in_model(folder, "weights.safetensors")
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Cases: foreign bioimage.io packages that run code
 
 
