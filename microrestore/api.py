@@ -415,7 +415,9 @@ def train(
 ) -> Path:
     """Train ``method`` on files (paths, folders or globs) and write a model folder to ``output``.
 
-    ``max_seconds`` stops training after that many seconds (with a checkpoint and a saved model).
+    ``max_seconds`` stops training after that many seconds (with a checkpoint and a saved model). Checkpoints
+    record a fingerprint of the ``source`` and ``target`` files (see :mod:`microrestore.engine.fingerprint`);
+    ``resume`` refuses a checkpoint trained on other data (swapped, replaced or changed files).
     """
     from microrestore.io import expand_inputs
 
@@ -437,9 +439,11 @@ def train(
         progress=progress,
         max_seconds=max_seconds,
     )
+    from microrestore.engine.fingerprint import data_fingerprint, training_data
     from microrestore.plugins.registry import call_plugin
 
-    return call_plugin(found.plugin_label, f"{found.name} train", found.train, request)
+    with training_data(data_fingerprint(request.source, request.target)):
+        return call_plugin(found.plugin_label, f"{found.name} train", found.train, request)
 
 
 def evaluate(prediction: np.ndarray, ground_truth: np.ndarray, data_range: float | None = None) -> dict[str, float]:
