@@ -81,7 +81,7 @@ def test_api_facade_needs_the_same_opt_in(tmp_path: Path) -> None:
     assert result.dtype == "float32"
 
 
-def test_microrestore_exports_still_run_natively_through_bioimageio_weights() -> None:
+def test_microrestore_exports_need_no_opt_in() -> None:
     """The bundled package (microrestore's export) has TorchScript weights: it needs no opt-in."""
     from bioimageio.core import load_model_description
 
