@@ -280,8 +280,9 @@ def check_model_document(document: dict[str, Any], config_path: Path) -> None:
 
     The structure (types of every section, ``format_version`` an integer, the weights' file name and checksum
     well formed), each network spec against the bounds training uses
-    (:func:`microrestore.nn.registry.check_spec`), and the training configuration against the method's
-    ``config_schema`` (options it does not know are left alone: a model of an older version may have them).
+    (:func:`microrestore.nn.registry.check_spec`), the normalisers, and the training configuration against the
+    method's ``config_schema`` (options it does not know are left alone: a model of an older version may have
+    them).
 
     Raises
     ------
@@ -306,6 +307,7 @@ def check_model_document(document: dict[str, Any], config_path: Path) -> None:
             check_spec(spec)
         except InputError as exc:
             raise InputError(f"networks.{name}: {exc}", config_path) from None
+    _check_normalization(document.get("normalization") or {}, config_path)
     schema = _config_schema(document["method"])
     if schema is not None:
         values = document.get("config") or {}
@@ -314,6 +316,20 @@ def check_model_document(document: dict[str, Any], config_path: Path) -> None:
             schema.model_validate(known)
         except ValidationError as exc:
             raise InputError(f"invalid training configuration: {pydantic_message(exc)}", config_path) from None
+
+
+def _check_normalization(normalization: Mapping[str, Any], config_path: Path) -> None:
+    """Check the normalisers ``normalization`` holds (itself, or its entries that have a ``kind``)."""
+    from microrestore.engine.normalization import normalizer_from_dict
+
+    entries = {"": normalization} if "kind" in normalization else dict(normalization)
+    for key, entry in entries.items():
+        if isinstance(entry, Mapping) and "kind" in entry:
+            try:
+                normalizer_from_dict(dict(entry))
+            except InputError as exc:
+                where = f"normalization.{key}" if key else "normalization"
+                raise InputError(f"{where}: {exc}", config_path) from None
 
 
 def _config_schema(method: str) -> Any:

@@ -326,6 +326,8 @@ CONFIG_EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "config-axes-bad": (lambda d: d.update(axes="YX; rm -rf"), "axes"),
     "config-training-depth-40": (lambda d: d.update(config={"depth": 40}), "depth"),
     "config-normalization-list": (lambda d: d.update(normalization=[1, 2]), "normalization"),
+    "config-normalization-low-abc": (lambda d: d["normalization"].update(low="abc"), "normalization"),
+    "config-normalization-low-above-high": (lambda d: d["normalization"].update(low=50, high=10), "low percentile"),
 }
 
 
