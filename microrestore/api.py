@@ -234,6 +234,15 @@ def settled_output(sink: Any) -> np.ndarray:
     return sink.array
 
 
+def requested_dtype(predictor: Predictor, requested: str | None) -> str | None:
+    """``--dtype`` for ``predictor``'s output: ``float32`` instead of ``auto`` (or ``None``) for a predictor whose
+    output is not in the input's units (``output_in_input_units`` False: a foreign bioimage.io model, whose output
+    is often 0..1 and would turn into 0 and 1 in an integer type), else ``requested`` unchanged."""
+    if requested in (None, "auto") and not getattr(predictor, "output_in_input_units", True):
+        return "float32"
+    return requested
+
+
 def restore(
     image: np.ndarray | Any,
     method: str,
@@ -243,6 +252,7 @@ def restore(
     options: PredictOptions | None = None,
     dtype: str | None = "float32",
     self_supervised: SelfSupervised | None = None,
+    trust_remote_code: bool = False,
     **params: Any,
 ) -> np.ndarray:
     """Restore an in-memory image and return it (float32 in the input's units by default).
@@ -262,9 +272,13 @@ def restore(
     dtype
         ``"float32"`` (default); ``"auto"``: float32, or the input's dtype where that loses nothing (float32 and
         float64 inputs; integer inputs whose restored values are all integers that fit); ``"same"`` for the
-        input's dtype (integer outputs are rounded); or any numpy dtype name.
+        input's dtype (integer outputs are rounded); or any numpy dtype name. A foreign bioimage.io model's output is float32
+        under ``auto``.
     self_supervised
         Train the (self-supervised) method on ``image`` itself first, instead of loading ``model``.
+    trust_remote_code
+        Allow a foreign bioimage.io ``model`` whose weights need Python code that the package ships or names
+        (refused otherwise; see ``docs/security.md``).
     **params
         Method-specific options (as ``--set key=value``).
     """
@@ -282,11 +296,14 @@ def restore(
     check_image(image)
     options = options or PredictOptions()
     options.params = {**options.params, **params}
+    options.trust_remote_code = options.trust_remote_code or trust_remote_code
     found = get_method(method)
-    sink = output_sink(image.data.dtype, image.data.shape, dtype)
     if self_supervised is None:
-        load_predictor(found, model, options).predict(image, out=sink)
+        predictor = load_predictor(found, model, options)
+        sink = output_sink(image.data.dtype, image.data.shape, requested_dtype(predictor, dtype))
+        predictor.predict(image, out=sink)
         return settled_output(sink)
+    sink = output_sink(image.data.dtype, image.data.shape, dtype)
     _check_self_supervised(found, model)
     import tempfile
 
@@ -383,6 +400,7 @@ def restore_files(
     warn: Callable[[str], None] | None = None,
     self_supervised: SelfSupervised | None = None,
     allow_nonfinite: bool = False,
+    trust_remote_code: bool = False,
 ) -> list[RestoreResult]:
     """Restore files (paths, folders or globs) into ``output`` (a file for one input, else a folder).
 
@@ -392,7 +410,11 @@ def restore_files(
     writes float32, or the input's dtype where that loses nothing (float32/float64 inputs; integer inputs whose
     restored values are all integers that fit, decided for outputs held in memory; outputs streamed to disk
     are float32 then); ``"same"`` the input's dtype, rounded; values that do not fit the dtype are reported
-    through ``warn``.
+    through ``warn``. A foreign bioimage.io model's output is always float32 under
+    ``auto``.
+
+    ``trust_remote_code`` allows a foreign bioimage.io ``model`` whose weights need Python code that the
+    package ships or names (refused otherwise; see ``docs/security.md``).
 
     Under torchrun (``WORLD_SIZE`` > 1) each process restores every ``WORLD_SIZE``-th file starting at its
     ``RANK`` (on GPU ``LOCAL_RANK`` when the device is CUDA); the processes share no state, so a file a
@@ -409,6 +431,7 @@ def restore_files(
     from microrestore.io.images import check_writable
 
     options = options or PredictOptions()
+    options.trust_remote_code = options.trust_remote_code or trust_remote_code
     found = get_method(method, task)
     pairs = planned_outputs(inputs, output)
     from microrestore.engine.ranks import env_world, shard_items
@@ -464,6 +487,7 @@ def _restore_one(
         for line in predictor.domain_warnings(image):
             warn(line)
     metadata = kept_metadata(image)
+    dtype = requested_dtype(predictor, dtype)
     out_dtype = output_dtype(image.data.dtype, dtype)
     nbytes = int(np.prod(image.data.shape)) * max(out_dtype.itemsize, 4)
     streamed = isinstance(image.data, np.memmap) or is_lazy(image.data) or nbytes > STREAM_BYTES
@@ -548,7 +572,9 @@ def train(
 ) -> Path:
     """Train ``method`` on files (paths, folders or globs) and write a model folder to ``output``.
 
-    ``max_seconds`` stops training after that many seconds (with a checkpoint and a saved model).
+    ``max_seconds`` stops training after that many seconds (with a checkpoint and a saved model). Checkpoints
+    record a fingerprint of the ``source`` and ``target`` files (see :mod:`microrestore.engine.fingerprint`);
+    ``resume`` refuses a checkpoint trained on other data (swapped, replaced or changed files).
     """
     from microrestore.io import expand_inputs
 
@@ -570,9 +596,11 @@ def train(
         progress=progress,
         max_seconds=max_seconds,
     )
+    from microrestore.engine.fingerprint import data_fingerprint, training_data
     from microrestore.plugins.registry import call_plugin
 
-    return call_plugin(found.plugin_label, f"{found.name} train", found.train, request)
+    with training_data(data_fingerprint(request.source, request.target)):
+        return call_plugin(found.plugin_label, f"{found.name} train", found.train, request)
 
 
 def evaluate(prediction: np.ndarray, ground_truth: np.ndarray, data_range: float | None = None) -> dict[str, float]:

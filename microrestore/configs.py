@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -63,6 +63,32 @@ def validate(schema: type[Model], values: Mapping[str, Any] | None, context: str
         raise InputError(f"{context}: {pydantic_message(exc, schema)}") from None
     except TypeError as exc:  # non-string keys
         raise InputError(f"{context}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Network sizes. Training configurations declare their network options with these bounded types, and the network
+# specs that a model folder's config.yaml rebuilds are checked against the same types before any network is built
+# (``microrestore.nn.registry.NETWORK_LIMITS``): a hand-edited ``depth: 40`` or ``base_filters: 200000`` is refused
+# in one line instead of hanging or allocating terabytes.
+
+#: U-Net pooling levels (CARE, Noise2Void).
+UNetDepth = Annotated[int, Field(ge=1, le=5)]
+#: Filters of a U-Net's first level; doubled at each level.
+UNetFilters = Annotated[int, Field(ge=2, le=256)]
+#: Convolution kernel size of a U-Net or RCAN.
+KernelSize = Annotated[int, Field(ge=3, le=7)]
+#: Filters of a GAN generator's or discriminator's first layer (ngf, ndf).
+GanFilters = Annotated[int, Field(ge=1, le=512)]
+#: Residual blocks of a ResNet generator.
+ResBlocks = Annotated[int, Field(ge=0, le=32)]
+#: Image channels a GAN maps (c2GAN, COMI).
+ImageChannels = Annotated[int, Field(ge=1, le=16)]
+#: Residual groups of an RCAN.
+RcanGroups = Annotated[int, Field(ge=1, le=16)]
+#: Residual channel-attention blocks per RCAN group.
+RcanBlocks = Annotated[int, Field(ge=1, le=32)]
+#: Channels of an RCAN's or rDL denoiser's tail before the output.
+TailChannels = Annotated[int, Field(ge=1, le=1024)]
 
 
 # --------------------------------------------------------------------------------------------------------------

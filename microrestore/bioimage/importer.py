@@ -6,6 +6,11 @@ and writes the result into the caller's output. Large planes are tiled by ``bioi
 the package declares. A package exported by microrestore whose output is in normalised units
 (``config.microrestore.output_units: normalized``) is mapped back to the input's units with the input plane's
 percentiles, so that its result equals ``microrestore`` prediction with the original model folder.
+
+A package is code as well as data: ``pytorch_state_dict`` weights name a Python callable (a ``.py`` file shipped
+in the package, or any importable module) that ``bioimageio.core`` runs to build the network, and Keras and
+TensorFlow formats can carry code too. Weights that need no code (:data:`CODE_FREE_FORMATS`) are preferred
+when the package has them; the others run only with ``trust_remote_code`` (``--trust-remote-code``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,19 @@ from microrestore.plugins.registry import PredictOptions
 BIOIMAGEIO_PREFIX = "bioimageio:"
 #: Largest tile edge handed to the model on a CPU (the halo included).
 CPU_TILE = 512
+#: Weight formats that run without Python code from the package (TorchScript's own interpreter, ONNX), in order
+#: of preference. Any other format runs only with ``trust_remote_code``.
+CODE_FREE_FORMATS = ("torchscript", "onnx")
+#: The order ``bioimageio.core`` itself tries weight formats in, used for trusted packages without code-free
+#: weights.
+TRUSTED_ORDER = (
+    "pytorch_state_dict",
+    "tensorflow_saved_model_bundle",
+    "torchscript",
+    "onnx",
+    "keras_v3",
+    "keras_hdf5",
+)
 
 
 def is_bioimage_package(model: str | Path | None, method: str | None = None) -> bool:
@@ -45,6 +63,46 @@ def is_bioimage_package(model: str | Path | None, method: str | None = None) -> 
 
         return not has_microrestore_model(path, method)
     return name == "rdf.yaml" or name.endswith("bioimageio.yaml")
+
+
+def _needs_code(fmt: str, entry: Any) -> str:
+    """What running weights ``entry`` of format ``fmt`` executes, in words (for the refusal)."""
+    arch = getattr(entry, "architecture", None)
+    if arch is not None and getattr(arch, "source", None) is not None:
+        return f"{fmt} weights import the Python file {arch.source} shipped in the package"
+    if arch is not None and getattr(arch, "import_from", None) is not None:
+        return f"{fmt} weights call {arch.import_from}.{arch.callable} with arguments from the package"
+    return f"{fmt} weights can carry code that their library runs"
+
+
+def choose_weights(descr: Any, source: Any = None, trust_remote_code: bool = False) -> str:
+    """The weight format to run ``descr`` (a spec 0.5 ``ModelDescr``) with.
+
+    The first of :data:`CODE_FREE_FORMATS` the package has; else, with ``trust_remote_code``, the first of
+    :data:`TRUSTED_ORDER` it has.
+
+    Raises
+    ------
+    InputError
+        The package's weights all need code from the package and ``trust_remote_code`` is False (``source``
+        is named in the message).
+    """
+    present = {fmt: getattr(descr.weights, fmt, None) for fmt in (*CODE_FREE_FORMATS, *TRUSTED_ORDER)}
+    present = {fmt: entry for fmt, entry in present.items() if entry is not None}
+    for fmt in CODE_FREE_FORMATS:
+        if fmt in present:
+            return fmt
+    if not present:
+        raise InputError("the bioimage.io package has no weights in a format microrestore can run", source)
+    if not trust_remote_code:
+        first = next(f for f in TRUSTED_ORDER if f in present)
+        raise InputError(
+            f"refusing to run code from a bioimage.io package: its {_needs_code(first, present[first])} and it has "
+            "no torchscript or onnx weights; pass --trust-remote-code (trust_remote_code=True in Python) only if "
+            "you trust the package's author",
+            source,
+        )
+    return next(f for f in TRUSTED_ORDER if f in present)
 
 
 def _sizes(axis: Any) -> tuple[int, int]:
@@ -78,9 +136,19 @@ class BioimagePredictor:
         The loaded ``bioimageio.spec.model.v0_5.ModelDescr``.
     options
         Device and tile options (``options.tile``: tile edge in pixels, halo included; ``None``: whole planes up
-        to 512 px on a CPU, 1024 px on a GPU).
+        to 512 px on a CPU, 1024 px on a GPU); ``options.trust_remote_code`` allows weights that need code from
+        the package (see :func:`choose_weights`).
     source
         Where the package came from, for messages.
+
+    Attributes
+    ----------
+    weights_format
+        The weight format that runs (chosen by :func:`choose_weights`).
+    output_in_input_units
+        True for packages exported by microrestore with normalised output (mapped back to the input's units);
+        False for other packages, whose output is in the model's own units (often 0..1): callers write it as
+        float32 unless asked otherwise, never cast into the input's integer type.
     """
 
     def __init__(self, descr: Any, options: PredictOptions, source: Path | None = None) -> None:
@@ -132,6 +200,8 @@ class BioimagePredictor:
         self.size_rules = {str(a.id): _sizes(a) for a in self.input.axes if str(a.id) in self.spatial}
         self.halos = {str(a.id): int(getattr(a, "halo", 0) or 0) for a in self.output.axes}
         self.normalization = ours.get("normalization") if ours.get("output_units") == "normalized" else None
+        self.output_in_input_units = self.normalization is not None
+        self.weights_format = choose_weights(descr, source, bool(getattr(options, "trust_remote_code", False)))
         self._pipeline: Any = None
 
     def _pipeline_for(self) -> Any:
@@ -141,7 +211,9 @@ class BioimagePredictor:
             device = self.options.device
             devices = None if device in (None, "auto") else [device]
             try:
-                self._pipeline = create_prediction_pipeline(self.descr, devices=devices)
+                self._pipeline = create_prediction_pipeline(
+                    self.descr, devices=devices, weights_format=self.weights_format
+                )
             except Exception as exc:
                 raise MicrorestoreError(
                     f"cannot load bioimage.io model {self.source or self.descr.name}: "
@@ -259,7 +331,8 @@ def load_bioimage_predictor(path: str | Path, options: PredictOptions | None = N
     path
         The package or its description file. Local files only: nothing is downloaded for them.
     options
-        Device and tile options.
+        Device and tile options; ``options.trust_remote_code`` allows packages whose weights need Python code
+        they ship or name (refused otherwise; see :func:`choose_weights`).
 
     Returns
     -------
@@ -270,8 +343,8 @@ def load_bioimage_predictor(path: str | Path, options: PredictOptions | None = N
     Raises
     ------
     InputError
-        Missing file, an invalid description, or a model that is not image-to-image with one input and one
-        output.
+        Missing file, an invalid description, a model that is not image-to-image with one input and one
+        output, or weights that need code from the package without ``options.trust_remote_code``.
     MicrorestoreError
         ``bioimageio.core`` is not installed.
     """

@@ -38,7 +38,8 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "auto",
             "--dtype",
             help="Output dtype: auto (default: float32 in the input's units, or the input's dtype where that "
-            "loses nothing), same (the input's, rounded: low-count integer images lose precision), float32, ...",
+            "loses nothing; always float32 for a foreign bioimage.io model), same (the input's, rounded: "
+            "low-count integer images lose precision), float32, ...",
         ),
         settings: list[str] = typer.Option(None, "--set", help="Method option key=value (repeatable)."),
         skip_existing: bool = typer.Option(
@@ -86,6 +87,12 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         save_model: Path = typer.Option(
             None, "--save-model", help="With --self-supervised: keep each input's model in this folder."
         ),
+        trust_remote_code: bool = typer.Option(
+            False,
+            "--trust-remote-code",
+            help="Run a bioimage.io package whose weights need Python code it ships or names (refused otherwise; "
+            "see docs/security.md).",
+        ),
     ) -> None:
         kw = {
             "inputs": inputs,
@@ -111,6 +118,7 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "train_seconds": train_seconds,
             "config": config,
             "save_model": save_model,
+            "trust_remote_code": trust_remote_code,
         }
         from microrestore.cli.launch import check_nproc
 
@@ -140,6 +148,7 @@ def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
     flags = (("skip_existing", "--skip-existing"), ("overwrite", "--overwrite"), ("quiet", "--quiet"))
     flags += (("compile", "--compile"), ("tta", "--tta"))
     flags += (("allow_nonfinite", "--allow-nonfinite"),)
+    flags += (("trust_remote_code", "--trust-remote-code"),)
     for name, flag in (*flags, ("self_supervised", "--self-supervised")):
         args += [flag] if kw[name] else []
     return args
@@ -170,6 +179,7 @@ def _run(task: str, **kw: Any) -> None:
         precision=kw["precision"],
         compile=kw["compile"],
         tta=kw["tta"],
+        trust_remote_code=kw["trust_remote_code"],
     )
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 

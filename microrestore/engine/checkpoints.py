@@ -12,7 +12,9 @@ A checkpoint is a pair of files in the checkpoint folder:
 Both are written under ``.partial`` names, flushed to disk, then renamed: tensors first, record last. A crash
 between the two renames leaves a record whose checksum does not match; :func:`load_checkpoint` then finishes
 the interrupted save from the complete ``.partial`` record, and reports any other mismatch as a corrupt or
-modified file. Nothing is ever unpickled.
+modified file. The record carries its own checksum too (``record_sha256``, over the rest of the record), and its
+step must equal the one in the tensors' metadata: a hand-edited step or record is refused. Nothing is ever
+unpickled.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from microrestore.engine.seeding import set_torch_rng_state, torch_rng_state
@@ -351,7 +353,7 @@ def save_checkpoint(
     tensor_partial = directory / f"{LAST}.safetensors.partial"
     record_partial = directory / f"{LAST}.json.partial"
     record["sha256"] = _save_tensors_durable(tensor_partial, tensors, {"format": FORMAT, "step": str(step)})
-    _write_text_durable(record_partial, json.dumps(record, indent=1))
+    _write_text_durable(record_partial, json.dumps(_sealed(record), indent=1))
     final = directory / f"{LAST}.safetensors"
     os.replace(tensor_partial, final)
     os.replace(record_partial, directory / f"{LAST}.json")
@@ -364,8 +366,38 @@ def save_checkpoint(
             os.link(final, kept)  # the next save renames a new file over `final`; the link keeps this one
         except OSError:
             shutil.copy2(final, kept)
-        atomic_write_text(kept.with_suffix(".json"), json.dumps({**record, "tensors": kept.name}, indent=1))
+        atomic_write_text(kept.with_suffix(".json"), json.dumps(_sealed({**record, "tensors": kept.name}), indent=1))
     return final
+
+
+#: How to leave a checkpoint that cannot be resumed, for the messages.
+START_FRESH = "to start a new run instead, train without --resume into another output folder"
+
+
+def _record_digest(record: Mapping[str, Any]) -> str:
+    """sha256 of a record without its ``record_sha256`` (canonical JSON: sorted keys)."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _sealed(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with its ``record_sha256``."""
+    return {**record, "record_sha256": _record_digest(record)}
+
+
+def _check_step(record: Mapping[str, Any], tensor_path: Path, record_path: Path) -> None:
+    """Refuse a record whose step differs from the one in the (checksum-verified) tensors' metadata."""
+    try:
+        with safe_open(str(tensor_path), framework="pt") as handle:
+            saved = (handle.metadata() or {}).get("step")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"unreadable checkpoint tensors: {exc}", tensor_path) from None
+    if saved is not None and str(record.get("step")) != saved:
+        raise InputError(
+            f"checkpoint record was modified: it says step {record.get('step')!r}, its tensors were saved at step "
+            f"{saved}; {START_FRESH}",
+            record_path,
+        )
 
 
 def _read_record(path: Path) -> dict[str, Any]:
@@ -383,6 +415,10 @@ def _read_record(path: Path) -> dict[str, Any]:
             f"({FORMAT_VERSION}); upgrade microrestore",
             path,
         )
+    if "record_sha256" in record and record["record_sha256"] != _record_digest(record):
+        raise InputError(f"checkpoint record was modified: its checksum does not match; {START_FRESH}", path)
+    if not isinstance(record.get("step"), int) or isinstance(record.get("step"), bool) or record["step"] < 0:
+        raise InputError(f"checkpoint record has an invalid step {record.get('step')!r}; {START_FRESH}", path)
     return record
 
 
@@ -399,6 +435,7 @@ def _verified_record(directory: Path, name: str) -> tuple[dict[str, Any], Path]:
         raise InputError(f"checkpoint tensor file is missing (named by {record_path.name})", tensor_path)
     digest = sha256_file(tensor_path)
     if digest == record.get("sha256"):
+        _check_step(record, tensor_path, record_path)
         return record, tensor_path
     # A save interrupted between its two renames leaves the matching record under its .partial name.
     partial = directory / f"{name}.json.partial"
@@ -406,6 +443,7 @@ def _verified_record(directory: Path, name: str) -> tuple[dict[str, Any], Path]:
         with contextlib.suppress(InputError):
             candidate = _read_record(partial)
             if candidate.get("sha256") == digest and candidate.get("tensors") == tensors_name:
+                _check_step(candidate, tensor_path, partial)
                 os.replace(partial, record_path)
                 fsync_dir(directory)
                 return candidate, tensor_path

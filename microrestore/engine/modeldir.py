@@ -12,18 +12,26 @@
 ``weights.safetensors`` is written first and ``config.yaml`` last, both atomically; ``config.yaml`` records the
 weights' checksum, so a folder left half-written (or weights changed afterwards) is refused on loading. Loading
 reads YAML with ``yaml.safe_load`` and tensors with safetensors: nothing is ever unpickled.
+
+``config.yaml`` itself is covered by no checksum, and it says how to build the networks: every value is checked
+before anything is built (:func:`check_model_document`): the document's structure, each network spec against
+the bounds training uses (:func:`microrestore.nn.registry.check_spec`) and the method's training configuration
+against its schema. Only regular files are opened (a FIFO named ``config.yaml`` would block for ever).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -100,12 +108,16 @@ class ModelBundle:
         Raises
         ------
         InputError
-            The folder has no such network, or the weights do not fit the rebuilt network.
+            The folder has no such network, its spec is invalid (named as ``config.yaml``'s), or the weights do
+            not fit the rebuilt network.
         """
         if name not in self.network_specs or name not in self.state_dicts:
             known = ", ".join(sorted(self.network_specs)) or "none"
             raise InputError(f"model folder has no network {name!r} (it has: {known})", self.path)
-        network = build_network(dict(self.network_specs[name]))
+        try:
+            network = build_network(dict(self.network_specs[name]))
+        except InputError as exc:
+            raise InputError(f"networks.{name}: {exc}", self.path / CONFIG_NAME) from None
         try:
             network.load_state_dict(self.state_dicts[name], strict=True)
         except RuntimeError as exc:
@@ -221,6 +233,113 @@ def save_model(
     return directory
 
 
+class _WeightsEntry(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    file: StrictStr = WEIGHTS_NAME
+    sha256: Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
+
+
+class _ModelDocument(BaseModel):
+    """The structure of ``config.yaml`` (values inside ``networks`` and ``config`` are checked separately)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    format: Literal["microrestore-model"]
+    format_version: Annotated[StrictInt, Field(ge=1)]
+    method: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    axes: Annotated[StrictStr, Field(pattern=r"^[TCZYXS]{0,6}$")] = ""
+    networks: dict[StrictStr, dict[StrictStr, Any]]
+    normalization: dict[Any, Any] | None = None
+    config: dict[StrictStr, Any] | None = None
+    provenance: dict[Any, Any] | None = None
+    metrics: dict[Any, Any] | None = None
+    weights: _WeightsEntry
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """Refuse ``path`` unless it is a regular file (a FIFO or device would block or never end).
+
+    Raises
+    ------
+    InputError
+        ``path`` is missing, unreadable or not a regular file; the message names it and ``what`` it should be.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} is missing", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what}: {exc.strerror or exc}", path) from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{what} is not a regular file", path)
+
+
+def check_model_document(document: dict[str, Any], config_path: Path) -> None:
+    """Check every value of a model's ``config.yaml`` before anything is built from it.
+
+    The structure (types of every section, ``format_version`` an integer, the weights' file name and checksum
+    well formed), each network spec against the bounds training uses
+    (:func:`microrestore.nn.registry.check_spec`), the normalisers, and the training configuration against the
+    method's ``config_schema`` (options it does not know are left alone: a model of an older version may have
+    them).
+
+    Raises
+    ------
+    InputError
+        One line naming ``config_path`` and the value.
+    """
+    from microrestore.configs import pydantic_message
+    from microrestore.nn.registry import NETWORKS, check_spec
+
+    try:
+        _ModelDocument.model_validate(document)
+    except ValidationError as exc:
+        raise InputError(f"invalid model configuration: {pydantic_message(exc)}", config_path) from None
+    for name, spec in document["networks"].items():
+        if not name or "." in name or "/" in name:
+            raise InputError(f"invalid network name {name!r} in networks", config_path)
+        if "name" not in spec or (isinstance(spec["name"], str) and spec["name"] not in NETWORKS):
+            # built by the plugin's own builder, or a plugin's network registered when the plugin builds it:
+            # checked when ModelBundle.build builds it
+            continue
+        try:
+            check_spec(spec)
+        except InputError as exc:
+            raise InputError(f"networks.{name}: {exc}", config_path) from None
+    _check_normalization(document.get("normalization") or {}, config_path)
+    schema = _config_schema(document["method"])
+    if schema is not None:
+        values = document.get("config") or {}
+        known = {k: v for k, v in values.items() if k in schema.model_fields}
+        try:
+            schema.model_validate(known)
+        except ValidationError as exc:
+            raise InputError(f"invalid training configuration: {pydantic_message(exc)}", config_path) from None
+
+
+def _check_normalization(normalization: Mapping[str, Any], config_path: Path) -> None:
+    """Check the normalisers ``normalization`` holds (itself, or its entries that have a ``kind``)."""
+    from microrestore.engine.normalization import normalizer_from_dict
+
+    entries = {"": normalization} if "kind" in normalization else dict(normalization)
+    for key, entry in entries.items():
+        if isinstance(entry, Mapping) and "kind" in entry:
+            try:
+                normalizer_from_dict(dict(entry))
+            except InputError as exc:
+                where = f"normalization.{key}" if key else "normalization"
+                raise InputError(f"{where}: {exc}", config_path) from None
+
+
+def _config_schema(method: str) -> Any:
+    """The training configuration schema of ``method`` (``None`` when the method is not installed or has none)."""
+    from microrestore.plugins import get_registry
+
+    found = get_registry().methods.get(method)
+    return getattr(found, "config_schema", None)
+
+
 def _model_folder(path: Path) -> Path:
     if path.is_dir():
         return path
@@ -247,11 +366,15 @@ def read_model_config(path: str | Path) -> tuple[dict[str, Any], Path]:
     Raises
     ------
     InputError
-        Missing folder or file, unparsable YAML, not a microrestore model.
+        Missing folder or file, a file that is not a regular file, unparsable YAML, not a microrestore model,
+        or a value that :func:`check_model_document` refuses.
     """
     path = Path(path).expanduser()
     folder = _model_folder(path)
     config_path = path if path.suffix.lower() in (".yaml", ".yml") and path.is_file() else folder / CONFIG_NAME
+    if not config_path.exists() and not config_path.is_symlink():
+        raise InputError(f"not a microrestore model folder: {CONFIG_NAME} is missing", folder)
+    check_regular_file(config_path, "model configuration")
     try:
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -264,7 +387,10 @@ def read_model_config(path: str | Path) -> tuple[dict[str, Any], Path]:
         raise InputError(f"invalid YAML: {exc}", config_path) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InputError("not a microrestore model configuration (no 'format: microrestore-model')", config_path)
-    if int(document.get("format_version", 0)) > FORMAT_VERSION:
+    version = document.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"format_version must be an integer, not {version!r}", config_path)
+    if version > FORMAT_VERSION:
         raise InputError(
             f"model format {document.get('format_version')} is newer than this microrestore reads "
             f"({FORMAT_VERSION}); upgrade microrestore",
@@ -275,6 +401,7 @@ def read_model_config(path: str | Path) -> tuple[dict[str, Any], Path]:
         raise InputError(f"model configuration lacks {', '.join(missing)}", config_path)
     if not isinstance(document["networks"], dict) or not isinstance(document["weights"], dict):
         raise InputError("model configuration: 'networks' and 'weights' must be mappings", config_path)
+    check_model_document(document, config_path)
     return document, config_path
 
 
@@ -308,8 +435,9 @@ def load_model(path: str | Path, expected_method: str | None = None) -> ModelBun
     if Path(weights_name).name != weights_name:
         raise InputError(f"invalid weights file name {weights_name!r}", config_path)
     weights_path = folder / weights_name
-    if not weights_path.is_file():
+    if not weights_path.exists():
         raise InputError("model weights are missing", weights_path)
+    check_regular_file(weights_path, "model weights")
     expected = document["weights"].get("sha256")
     if expected and sha256_file(weights_path) != expected:
         raise InputError(

@@ -56,6 +56,7 @@ from microrestore.engine.checkpoints import (
     save_checkpoint,
 )
 from microrestore.engine.device import autocast_context, make_grad_scaler, resolve_device, resolve_precision
+from microrestore.engine.fingerprint import check_resumed_data, current_fingerprint
 from microrestore.engine.progress import TrainingDisplay
 from microrestore.engine.seeding import deterministic_algorithms, step_rng
 from microrestore.errors import InputError, MicrorestoreError, Terminated
@@ -558,6 +559,7 @@ class Trainer:
     def _restore_here(self) -> int:
         group = self.group
         state = load_checkpoint(self.checkpoint_dir, self._modules, self.optimizers, self.scalers)
+        check_resumed_data(state.extra_json.get("data"), state.path)
         saved = state.extra_json.get("trainer", {})
         for key in ("seed", "batch_size"):
             if key in saved and saved[key] != getattr(self.config, key):
@@ -660,6 +662,9 @@ class Trainer:
             extra = {f"{_TASK_PREFIX}{k}": v for k, v in (getter() if getter is not None else {}).items()}
             extra.update({f"{_RANK_RNG_PREFIX}{r}": state for r, state in enumerate(rank_rng)})
             record: dict[str, Any] = {"trainer": asdict(self.config)}
+            data = current_fingerprint()
+            if data is not None:  # set by microrestore.api.train: a resume must use the same data
+                record["data"] = data
             if group is not None:
                 record["world_size"] = group.world
             save_checkpoint(

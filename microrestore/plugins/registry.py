@@ -52,6 +52,9 @@ class PredictOptions:
         Test-time augmentation: run the network on the 8 rotations and flips of each tile (in YX) and average
         the results mapped back (8x the time; averages out a GAN's hallucinated texture and a network's
         orientation bias). Network methods only.
+    trust_remote_code
+        Run a foreign bioimage.io package whose weights need Python code that it ships or names
+        (``--trust-remote-code``); without it such packages are refused (see ``docs/security.md``).
     """
 
     device: str = "auto"
@@ -63,6 +66,7 @@ class PredictOptions:
     precision: str = "fp32"
     compile: bool = False
     tta: bool = False
+    trust_remote_code: bool = False
 
     def report(self, done: int, total: int) -> None:
         """Forward progress to :attr:`on_progress` when set."""

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from microrestore.configs import GanFilters, ImageChannels, ResBlocks
+
 HARD_MASK_SLOPE = 1275.0
 """``saliency_slope`` of microrestore's earlier hard mask: 10 per grey level of the 0..255 scale is 10 x 127.5 per
 unit of the [-1, 1] scale (kept for comparisons; not the paper's constraint)."""
@@ -28,15 +30,15 @@ class C2GANConfig(BaseModel):
     generator: Literal["resnet", "unet"] = "resnet"
     """Generator: ``resnet`` (c²GAN: ResNet generator with transposed-conv upsampling) or ``unet`` (UTOM's
     pix2pix U-Net)."""
-    n_blocks: int | None = Field(None, ge=0, le=32)
+    n_blocks: ResBlocks | None = None
     """Residual blocks of the ResNet generator; ``None``: 6 when ``patch_size`` <= 128, else 9 (as c²GAN)."""
     unet_downs: int | None = Field(None, ge=5, le=10)
     """Downsamplings of the U-Net generator; ``None``: as many as ``patch_size`` allows, at most 8 (unet_256)."""
-    ngf: int = Field(64, ge=1, le=512)
+    ngf: GanFilters = 64
     """Filters of the generators' first convolution."""
-    ndf: int = Field(64, ge=1, le=512)
+    ndf: GanFilters = 64
     """Filters of the discriminators' first convolution (70x70 PatchGAN)."""
-    channels: int = Field(1, ge=1, le=16)
+    channels: ImageChannels = 1
     """Image channels (1; e.g. 3 for RGB images with a C axis). Both domains must have this many."""
     patch_size: int = Field(128, ge=16)
     """Edge of the training patches (YX) in pixels; a multiple of 4 (ResNet) or of 2**unet_downs (U-Net)."""

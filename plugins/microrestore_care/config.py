@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from microrestore.configs import FNSMOptions
+from microrestore.configs import FNSMOptions, KernelSize, UNetDepth, UNetFilters
 
 
 class CareConfig(FNSMOptions):
@@ -20,11 +20,11 @@ class CareConfig(FNSMOptions):
 
     ndim: Literal[2, 3] = 2
     """Spatial dimensions of the network: 2 (planes; stacks are treated as samples) or 3 (volumes)."""
-    depth: int = Field(2, ge=1, le=5)
+    depth: UNetDepth = 2
     """U-Net depth (pooling levels)."""
-    base_filters: int = Field(32, ge=2, le=256)
+    base_filters: UNetFilters = 32
     """Filters of the first level; doubled at each level."""
-    kernel_size: int = Field(3, ge=3, le=7)
+    kernel_size: KernelSize = 3
     """Convolution kernel size."""
     residual: bool = True
     """Predict a correction added to the input (CARE's default for denoising)."""

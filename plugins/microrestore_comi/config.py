@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from microrestore.configs import GanFilters, ImageChannels, ResBlocks
+
 
 class ComiPredictOptions(BaseModel):
     """Inference options of ``comi`` (``--set key=value``)."""
@@ -44,13 +46,13 @@ class ComiConfig(BaseModel):
     """Weight of the perceptual cycle loss (F(G(a)) against a, G(F(b)) against b)."""
     weight_identity: float = Field(1.0, ge=0)
     """Weight of the identity-type term (pixel MSE of F(a) against a, and of G(b) against b)."""
-    ngf: int = Field(64, ge=1, le=512)
+    ngf: GanFilters = 64
     """Filters of the generators' first convolution."""
-    n_blocks: int = Field(9, ge=0, le=32)
+    n_blocks: ResBlocks = 9
     """Residual blocks of the ResNet generators (9 in COMI)."""
-    ndf: int = Field(64, ge=1, le=512)
+    ndf: GanFilters = 64
     """Filters of the discriminators' first convolution."""
-    channels: int = Field(1, ge=1, le=16)
+    channels: ImageChannels = 1
     """Image channels (1 for microscopy; e.g. 3 for RGB images with a C axis)."""
     patch_size: int = Field(128, ge=48)
     """Edge of the training patches (YX): a multiple of 16, at least 48 (the discriminator halves it four times);

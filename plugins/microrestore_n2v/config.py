@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from microrestore.configs import BackgroundOptions, FNSMOptions
+from microrestore.configs import BackgroundOptions, FNSMOptions, KernelSize, UNetDepth, UNetFilters
 
 
 class N2VConfig(FNSMOptions, BackgroundOptions):
@@ -16,11 +16,11 @@ class N2VConfig(FNSMOptions, BackgroundOptions):
 
     ndim: Literal[2, 3] = 2
     """Spatial dimensions of the network: 2 (planes; frames and slices are samples) or 3 (volumes)."""
-    depth: int = Field(2, ge=1, le=5)
+    depth: UNetDepth = 2
     """U-Net depth (n2v: 2)."""
-    base_filters: int = Field(32, ge=2, le=256)
+    base_filters: UNetFilters = 32
     """Filters of the first level (n2v: 32)."""
-    kernel_size: int = Field(3, ge=3, le=7)
+    kernel_size: KernelSize = 3
     """Convolution kernel size."""
     residual: bool = False
     """Add the input to the U-Net's output (n2v's default is off)."""

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from microrestore.configs import BackgroundOptions, FNSMOptions
+from microrestore.configs import BackgroundOptions, FNSMOptions, RcanBlocks, RcanGroups, TailChannels
 
 
 class RDLConfig(FNSMOptions, BackgroundOptions):
@@ -33,13 +33,13 @@ class RDLConfig(FNSMOptions, BackgroundOptions):
     """Swap input and target of a pair at random (each with probability 1/2)."""
     augment: bool = True
     """Random rotations by 90 degrees and flips (the 8 symmetries of the square) in the YX plane."""
-    n_groups: int = Field(3, ge=1, le=16)
+    n_groups: RcanGroups = 3
     """Residual groups of the RCAN (3 in TiS/SiS-rDL)."""
-    n_rcab: int = Field(5, ge=1, le=32)
+    n_rcab: RcanBlocks = 5
     """Residual channel-attention blocks per group (5)."""
     channels: int = Field(64, ge=4, le=256)
     """Feature channels (64)."""
-    tail_channels: int = Field(256, ge=1, le=1024)
+    tail_channels: TailChannels = 256
     """Width of the conv before the output conv (256)."""
     reduction: int = Field(16, ge=1)
     """Channel-attention reduction (16)."""

@@ -19,6 +19,7 @@ import pytest
 import tifffile
 
 from tests.e2e.test_cli import _assert_one_line_error
+from tests.robustness.corpus import care_model as _care_model
 
 NOISE = ["--set", "gain=1", "--set", "read_noise=1", "--set", "offset=100"]
 
@@ -149,26 +150,6 @@ def test_one_pixel_images_restore_or_fail_in_one_line(cli, tmp_path: Path) -> No
         result = cli("denoise", src, "-o", tmp_path / "nlm.tif", "--method", "nl-means")
         _assert_one_line_error(result, src.name, "noise model")
         assert not (tmp_path / "nlm.tif").exists()
-
-
-def _care_model(folder: Path) -> Path:
-    from microrestore.engine.modeldir import save_model
-    from microrestore.engine.normalization import PercentileNormalizer
-    from microrestore.nn import UNet
-
-    net = UNet(base_filters=4, depth=1)
-    save_model(
-        folder,
-        method="care",
-        networks={"net": net},
-        network_specs={"net": net.spec},
-        normalization=PercentileNormalizer().to_dict(),
-        config={},
-        axes="YX",
-        provenance={},
-        metrics={},
-    )
-    return folder
 
 
 @pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "not-yaml", "swapped-weights"])
