@@ -235,9 +235,11 @@ def settled_output(sink: Any) -> np.ndarray:
 
 
 def requested_dtype(predictor: Predictor, requested: str | None) -> str | None:
-    """``--dtype`` for ``predictor``'s output: ``float32`` instead of ``auto`` (or ``None``) for a predictor whose
-    output is not in the input's units (``output_in_input_units`` False: a foreign bioimage.io model, whose output
-    is often 0..1 and would turn into 0 and 1 in an integer type), else ``requested`` unchanged."""
+    """``--dtype`` for ``predictor``'s output: ``float32`` in place of ``auto`` for outputs in other units.
+
+    That is a predictor with ``output_in_input_units`` False (a foreign bioimage.io model, whose output is often
+    0..1 and would turn into 0 and 1 in an integer type); otherwise ``requested`` unchanged.
+    """
     if requested in (None, "auto") and not getattr(predictor, "output_in_input_units", True):
         return "float32"
     return requested
@@ -272,8 +274,8 @@ def restore(
     dtype
         ``"float32"`` (default); ``"auto"``: float32, or the input's dtype where that loses nothing (float32 and
         float64 inputs; integer inputs whose restored values are all integers that fit); ``"same"`` for the
-        input's dtype (integer outputs are rounded); or any numpy dtype name. A foreign bioimage.io model's output is float32
-        under ``auto``.
+        input's dtype (integer outputs are rounded); or any numpy dtype name. A foreign bioimage.io model's
+        output is float32 under ``auto``.
     self_supervised
         Train the (self-supervised) method on ``image`` itself first, instead of loading ``model``.
     trust_remote_code
