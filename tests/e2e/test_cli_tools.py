@@ -72,7 +72,7 @@ def test_simulate_unknown_kind_and_param(cli, tmp_path):
 def test_methods_json_lists_builtins(cli):
     rows = {r["name"]: r for r in json.loads(cli("methods", "--json").stdout)}
     assert rows["care"]["task"] == "denoise" and rows["care"]["trainable"]
-    assert rows["care"]["default_model"] == "care-demo-2d"
+    assert rows["care"]["default_model"] == "care-generalist-2d"
     assert rows["nl-means"]["plugin"] == "nl-means" and not rows["nl-means"]["trainable"]
     assert rows["richardson-lucy"]["task"] == "deblur"
 
