@@ -22,7 +22,7 @@ CITATION = (
     "CVPR 2019, 2129-2137. doi:10.1109/CVPR.2019.00223"
 )
 #: Bundled default model (recipe: zoo/models/n2v-demo-2d.yaml): simulated low-light 2D widefield filaments.
-DEFAULT_MODEL = "n2v-demo-2d"
+DEFAULT_MODEL = "n2v-generalist-2d"
 
 #: The one-shot ``--self-supervised`` network and steps: the n2v U-Net (depth 2) at 16 base filters (83k
 #: parameters), about 0.8 megapixels per CPU-second in prediction, so 1000 steps fit the default time budget.

@@ -13,7 +13,7 @@ from microrestore_n2v.training import masked_loss
 def test_registers_a_self_supervised_method_with_its_bundled_default_model():
     found = []
     microrestore_n2v.register_methods(found.append)
-    assert found[0].name == "n2v" and found[0].self_supervised and found[0].default_model == "n2v-demo-2d"
+    assert found[0].name == "n2v" and found[0].self_supervised and found[0].default_model == "n2v-generalist-2d"
 
 
 @pytest.mark.parametrize("spatial", [(64, 64), (8, 32, 32)])
@@ -56,7 +56,7 @@ def test_masked_loss_ignores_unmasked_pixels():
 
 
 def test_default_model_denoises_the_demo_sample():
-    """`denoise --method n2v` without --model runs the bundled n2v-demo-2d (measured: 18.5 -> 30.9 dB)."""
+    """`denoise --method n2v` without --model runs the bundled n2v-generalist-2d."""
     from pathlib import Path
 
     import microrestore
