@@ -21,7 +21,7 @@ CITATION = (
     "Krull, A., Buchholz, T.-O. & Jug, F. Noise2Void - learning denoising from single noisy images. "
     "CVPR 2019, 2129-2137. doi:10.1109/CVPR.2019.00223"
 )
-#: Bundled default model (recipe: zoo/models/n2v-demo-2d.yaml): simulated low-light 2D widefield filaments.
+#: Bundled default model (recipe: zoo/models/n2v-generalist-2d.yaml): a generalist for 2D widefield.
 DEFAULT_MODEL = "n2v-generalist-2d"
 
 #: The one-shot ``--self-supervised`` network and steps: the n2v U-Net (depth 2) at 16 base filters (83k
