@@ -607,6 +607,9 @@ def _single_network_description(src: _Source, workdir: Path, request: _Request, 
     minimum = _smallest_input(multiple, halo, bool(predictor.is_local))
 
     spatial = ["z", "y", "x"][-ndim:]
+    if getattr(predictor.normalizer, "kind", None) == "calibrated":
+        # bioimage.io's pre-processing cannot fit a camera: the package takes images in the training camera's units
+        predictor.normalizer = predictor.normalizer.fixed()
     normalization = predictor.normalizer.to_dict()
     pre, post, units = _normalization_steps(normalization, ["channel", *spatial])
     if predictor.output_normalizer is not None:

@@ -641,7 +641,8 @@ class CameraCalibratedNormalizer(BaseModel):
         """One calibration for the whole image."""
         return False
 
-    def _inner(self) -> FixedNormalizer:
+    def fixed(self) -> FixedNormalizer:
+        """The fixed scale alone (for images already in the reference camera's units)."""
         return FixedNormalizer.from_range(self.low, self.high)
 
     def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> CalibrationParams:
@@ -666,11 +667,11 @@ class CameraCalibratedNormalizer(BaseModel):
         """Calibrate, then apply the fixed scale."""
         if params is None:
             params = self.fit(array)
-        return self._inner().apply(self.calibrate(array, params))
+        return self.fixed().apply(self.calibrate(array, params))
 
     def invert(self, array: np.ndarray, params: CalibrationParams) -> np.ndarray:
         """Undo the fixed scale, then the calibration."""
-        return self.restore_units(self._inner().invert(array), params)
+        return self.restore_units(self.fixed().invert(array), params)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a YAML/JSON-serialisable dict that :func:`normalizer_from_dict` turns back into ``self``."""

@@ -57,7 +57,7 @@ def load(model: str | Path | None, options: PredictOptions) -> Any:
     name, in_range, out_range = ("G", range_a, range_b) if direction == "AtoB" else ("F", range_b, range_a)
     network = bundle.build(name, build_network)
     camera = bundle.provenance.get("camera_reference", {}).get("A" if direction == "AtoB" else "B")
-    if camera and not options.params.get("no_calibration"):
+    if camera and str(options.params.get("calibrate", True)).lower() not in ("false", "0", "no"):
         # each input is mapped into the training camera's units first (offset and gain of its own noise)
         input_normalization = CameraCalibratedNormalizer(
             low=in_range[0], high=in_range[1], reference_gain=camera["gain"], reference_base=camera["base"]

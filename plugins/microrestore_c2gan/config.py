@@ -20,6 +20,10 @@ class C2GANPredictOptions(BaseModel):
 
     direction: Literal["AtoB", "BtoA"] = "AtoB"
     """``AtoB`` runs G (degraded -> clean, the restoration); ``BtoA`` runs F (clean -> degraded)."""
+    calibrate: bool = True
+    """Map each input into the training camera's units first (its own gain and background, fitted from its noise,
+    against the training set's; the output is mapped back), when the model recorded that camera. ``false``: the
+    fixed scale alone, as an exported bioimage.io package does."""
 
 
 class C2GANConfig(BaseModel):
