@@ -483,7 +483,37 @@ def _fallback_noise(sample: np.ndarray) -> tuple[float, float]:
     return 0.0, sigma * sigma
 
 
-class NoiseStabilizingNormalizer(BaseModel):
+def _darkest_variance(array: np.ndarray, max_samples: int) -> float:
+    """The 5th percentile of the noise variances of the image's flat blocks (neighbour differences without any)."""
+    from microrestore.engine.noise_model import flat_block_stats
+
+    _, variances = flat_block_stats(np.asarray(array), max_planes=4)
+    if variances.size >= 8:
+        return float(np.percentile(variances, 5))
+    return _fallback_noise(subsample(array, max_samples))[1]
+
+
+class _PerImageNormalizer(BaseModel):
+    """Shared parts of the non-affine normalisers: fitted on every image, one set of parameters for all channels."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @property
+    def per_image(self) -> bool:
+        """Fitted on every image."""
+        return True
+
+    @property
+    def per_channel(self) -> bool:
+        """One set of parameters for the whole image."""
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a YAML/JSON-serialisable dict that :func:`normalizer_from_dict` turns back into ``self``."""
+        return self.model_dump(mode="json")
+
+
+class NoiseStabilizingNormalizer(_PerImageNormalizer):
     """Camera-independent normalisation: the image's own Poisson-Gaussian noise model, stabilised to unit variance.
 
     ``fit`` estimates the noise model ``var = gain * level + c`` from the image itself
@@ -509,21 +539,9 @@ class NoiseStabilizingNormalizer(BaseModel):
         Divisor that brings the stabilised values to about the unit range (noise ``1 / scale``).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     kind: Literal["noise"] = "noise"
     base_percentile: float = Field(1.0, ge=0, le=50)
     scale: float = Field(10.0, gt=0)
-
-    @property
-    def per_image(self) -> bool:
-        """Fitted on every image."""
-        return True
-
-    @property
-    def per_channel(self) -> bool:
-        """One noise model for the whole image."""
-        return False
 
     def fit(self, array: np.ndarray | Sequence[np.ndarray], max_samples: int = MAX_FIT_SAMPLES) -> NoiseParams:
         """Estimate the noise model and the background level of an image (or of several, pooled).
@@ -563,10 +581,9 @@ class NoiseStabilizingNormalizer(BaseModel):
             gain, c = _fallback_noise(subsample(planes[0], max_samples))
         # The background level ``base`` is a low percentile of the noisy image, below the true background, where
         # the fitted line can extrapolate to (almost) no noise at all: the transform's slope there would explode.
-        # The noise of the image's typical pixel (neighbour differences) gives a floor; only such degenerate fits
-        # reach it (a quarter of the typical variance is below any background's).
-        _, typical = _fallback_noise(subsample(planes[0], max_samples))
-        variance = max(gain * base + c, 0.25 * typical, 1e-12)
+        # Half the variance the darkest flat blocks show (their 5th percentile) is a floor only such degenerate
+        # fits reach.
+        variance = max(gain * base + c, 0.5 * _darkest_variance(planes[0], max_samples), 1e-12)
         return NoiseParams(gain=max(gain, 0.0), base=base, variance=variance)
 
     def apply(self, array: np.ndarray, params: NoiseParams | None = None) -> np.ndarray:
@@ -586,10 +603,6 @@ class NoiseStabilizingNormalizer(BaseModel):
         d = np.where(y >= 0, y * sv + 0.25 * params.gain * y * y, y * sv)
         return (d + params.base).astype(np.float32)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a YAML/JSON-serialisable dict that :func:`normalizer_from_dict` turns back into ``self``."""
-        return self.model_dump(mode="json")
-
 
 class CalibrationParams(BaseModel):
     """Fitted parameters of :class:`CameraCalibratedNormalizer`: the image's own gain and background level."""
@@ -604,7 +617,7 @@ class CalibrationParams(BaseModel):
         return {"gain": self.gain, "base": self.base}
 
 
-class CameraCalibratedNormalizer(BaseModel):
+class CameraCalibratedNormalizer(_PerImageNormalizer):
     """A fixed intensity scale, applied after mapping each image into the training camera's units.
 
     A method whose fixed scale carries meaning (c²GAN: intensities in [-1, 1] keep their relation across images)
@@ -623,23 +636,11 @@ class CameraCalibratedNormalizer(BaseModel):
         Gain and background level of the training data's camera, fitted the same way.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     kind: Literal["calibrated"] = "calibrated"
     low: float
     high: float
     reference_gain: float = Field(gt=0)
     reference_base: float
-
-    @property
-    def per_image(self) -> bool:
-        """Fitted on every image."""
-        return True
-
-    @property
-    def per_channel(self) -> bool:
-        """One calibration for the whole image."""
-        return False
 
     def fixed(self) -> FixedNormalizer:
         """The fixed scale alone (for images already in the reference camera's units)."""
@@ -672,10 +673,6 @@ class CameraCalibratedNormalizer(BaseModel):
     def invert(self, array: np.ndarray, params: CalibrationParams) -> np.ndarray:
         """Undo the fixed scale, then the calibration."""
         return self.restore_units(self.fixed().invert(array), params)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a YAML/JSON-serialisable dict that :func:`normalizer_from_dict` turns back into ``self``."""
-        return self.model_dump(mode="json")
 
 
 def camera_reference(arrays: Sequence[np.ndarray]) -> dict[str, float] | None:
