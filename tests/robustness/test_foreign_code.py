@@ -55,7 +55,10 @@ def test_code_free_weights_are_preferred(cli, tmp_path: Path) -> None:
     assert not made.marker.exists(), "arch.py ran although TorchScript weights were there"
     assert tifffile.imread(out).dtype == np.float32
     # Asked for explicitly, the input's type is the user's choice.
-    result = cli("denoise", made.extra["input"], "-o", out, "--method", "care", "--model", made.path, "--dtype", "same")
+    result = cli(
+        "denoise", made.extra["input"], "-o", out, "--method", "care", "--model", made.path, "--dtype", "same",
+        "--overwrite",
+    )  # fmt: skip
     assert result.exit_code == 0 and tifffile.imread(out).dtype == np.uint16
 
 

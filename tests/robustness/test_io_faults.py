@@ -341,7 +341,8 @@ def test_mrc_output_that_cannot_hold_the_data_is_refused_naming_it(
 
     monkeypatch.setattr(nlm.NLMeansPredictor, "predict", never, raising=False)
     tifffile.imwrite(tmp_path / "u8.tif", _image(dtype=np.uint8))
-    result = cli("denoise", tmp_path / "u8.tif", "-o", tmp_path / "x.mrc", *NLM)
+    # --dtype same: the input's uint8, which MRC cannot hold (--dtype auto would write float32, which it can)
+    result = cli("denoise", tmp_path / "u8.tif", "-o", tmp_path / "x.mrc", "--dtype", "same", *NLM)
     _assert_one_line(result, 2, str(tmp_path / "x.mrc"), "cannot hold uint8")
     tifffile.imwrite(tmp_path / "4d.tif", _image((2, 2, 32, 32)), imagej=True, metadata={"axes": "TZYX"})
     result = cli("denoise", tmp_path / "4d.tif", "-o", tmp_path / "y.mrc", *NLM)

@@ -201,7 +201,7 @@ def test_psf_kernel_grows_with_defocus() -> None:
 
 
 def test_registry() -> None:
-    assert set(CASES) == {"denoise", "defocus", "timelapse", "zstack", "sim"}
+    assert set(CASES) == {"denoise", "denoise-broad", "defocus", "timelapse", "zstack", "sim"}
     for name, case in CASES.items():
         assert case.name == name
         assert case.description and "\n" not in case.description
