@@ -11,7 +11,7 @@
 
 ``weights.safetensors`` is written first and ``config.yaml`` last, both atomically; ``config.yaml`` records the
 weights' checksum, so a folder left half-written (or weights changed afterwards) is refused on loading. Loading
-reads YAML with ``yaml.safe_load`` and tensors with safetensors: nothing is ever unpickled.
+reads YAML with the safe loader (``microrestore.io.safe_yaml``) and tensors with safetensors: nothing is ever unpickled.
 
 ``config.yaml`` itself is covered by no checksum, and it says how to build the networks: every value is checked
 before anything is built (:func:`check_model_document`): the document's structure, each network spec against
@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from microrestore.engine.checkpoints import _cpu_copy, sha256_file
 from microrestore.errors import InputError, MicrorestoreError
 from microrestore.io.atomic import atomic_path, atomic_write_text
+from microrestore.io.safe_yaml import safe_load
 
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "weights.safetensors"
@@ -382,7 +383,7 @@ def read_model_config(path: str | Path) -> tuple[dict[str, Any], Path]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"unreadable model configuration: {exc}", config_path) from None
     try:
-        document = yaml.safe_load(text)
+        document = safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", config_path) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:

@@ -51,6 +51,7 @@ BROAD_DEFAULTS: dict[str, Any] = {
     "crop_images": (),
     "crop_region": (0.0, 1.0, 0.0, 1.0),
     "eight_bit": 0.25,
+    "frames": 1,
 }
 
 
@@ -124,6 +125,9 @@ def _draw_object(cond: dict[str, Any], params: dict[str, Any], shape: tuple[int,
 
 def _run_broad(w: Any, rngs: Sequence[np.random.Generator], p: dict[str, Any]) -> dict[str, Any]:
     shape = cases._shape(p["shape"], 2)
+    frames = int(p["frames"])
+    if frames < 1 or frames != p["frames"]:
+        raise InputError(f"frames must be a whole number of at least 1, got {p['frames']!r}")
     files = []
     for i, rng in enumerate(rngs):
         cond = draw_conditions(p, rng)
@@ -143,6 +147,8 @@ def _run_broad(w: Any, rngs: Sequence[np.random.Generator], p: dict[str, Any]) -
         obj = _draw_object(cond, p, shape, rng)
         img, _ = cases._normalise_peak(cases.convolve_same(obj, cases.psf_kernel(optics)))
         noisy: np.ndarray = apply_camera(img, camera, rng)
+        if frames > 1:  # more realisations of the same field, drawn after the first so frames=1 is unchanged
+            noisy = np.stack([noisy] + [apply_camera(img, camera, rng) for _ in range(frames - 1)])
         clean: np.ndarray = expected_counts(img, camera)
         entry_cond = dict(cond)
         if cond["eight_bit"]:
@@ -151,12 +157,12 @@ def _run_broad(w: Any, rngs: Sequence[np.random.Generator], p: dict[str, Any]) -
         name = f"field_{i:03d}.tif"
         files.append(
             {
-                "noisy": w.image(f"noisy/{name}", noisy, "YX", pixel_nm=cond["pixel_size_nm"]),
+                "noisy": w.image(f"noisy/{name}", noisy, "TYX" if frames > 1 else "YX", pixel_nm=cond["pixel_size_nm"]),
                 "clean": w.image(f"clean/{name}", clean, "YX", pixel_nm=cond["pixel_size_nm"]),
                 "conditions": entry_cond,
             }
         )
-    return {"axes": "YX", "files": files}
+    return {"axes": "TYX" if frames > 1 else "YX", "files": files}
 
 
 cases.CASES["denoise-broad"] = cases.SimulationCase(

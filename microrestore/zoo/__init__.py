@@ -51,14 +51,14 @@ def registry_dir() -> Path:
 
 def entries() -> dict[str, ZooEntry]:
     """Read every registry entry, keyed by id."""
-    import yaml
+    from microrestore.io.safe_yaml import safe_load
 
     found: dict[str, ZooEntry] = {}
     folder = registry_dir()
     if not folder.is_dir():
         return found
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
         known = {k: data[k] for k in ZooEntry.__dataclass_fields__ if k in data and k != "source"}
         entry = ZooEntry(**known, source=path)
         found[entry.id] = entry

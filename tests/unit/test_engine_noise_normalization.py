@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from microrestore.engine.normalization import NoiseStabilizingNormalizer, normalizer_from_dict
+from microrestore.errors import InputError
 from microrestore.simulation import CameraModel, apply_camera, expected_counts, simulate
 
 
@@ -78,6 +79,27 @@ def test_broad_case_draws_and_records_each_fields_conditions(tmp_path) -> None:
         noisy = tifffile.imread(tmp_path / "a" / f["noisy"])
         assert noisy.dtype == (np.uint8 if f["conditions"]["eight_bit"] else np.uint16)
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["case"] == "denoise-broad"
+
+
+def test_broad_case_frames_are_independent_realisations_of_one_field(tmp_path) -> None:
+    import tifffile
+
+    one = simulate("denoise-broad", tmp_path / "one", n=2, seed=7, shape=(48, 48), eight_bit=0.0)
+    movie = simulate("denoise-broad", tmp_path / "movie", n=2, seed=7, shape=(48, 48), eight_bit=0.0, frames=3)
+    assert movie["axes"] == "TYX" and [f["conditions"] for f in movie["files"]] == [
+        f["conditions"] for f in one["files"]
+    ]
+    for a, b in zip(one["files"], movie["files"]):
+        frames = tifffile.imread(tmp_path / "movie" / b["noisy"]).astype(np.float64)
+        clean = tifffile.imread(tmp_path / "movie" / b["clean"]).astype(np.float64)
+        assert frames.shape == (3, 48, 48) and clean.shape == (48, 48)
+        # the first frame is the single-frame case's image; the others are new noise around the same mean
+        np.testing.assert_array_equal(frames[0], tifffile.imread(tmp_path / "one" / a["noisy"]))
+        assert not np.array_equal(frames[1], frames[2])
+        residual = frames - clean
+        assert abs(float(np.corrcoef(residual[1].ravel(), residual[2].ravel())[0, 1])) < 0.1
+    with pytest.raises(InputError, match="frames"):
+        simulate("denoise-broad", tmp_path / "bad", n=1, seed=7, shape=(48, 48), frames=0)
 
 
 @pytest.mark.parametrize("method", ["care", "n2v"])
