@@ -226,6 +226,10 @@ class TrainerConfig:
         a checkpoint, as if ``fit(until=...)`` had asked for that step; ``None``: no time limit. The learning
         rate schedule still spans ``steps``. With several processes, all stop after the step at which the
         first of them runs out of time.
+    channels_last
+        Hold 2D convolution weights and image batches in the channels-last layout while training (about 2x
+        faster on the CPU; values are the same up to float rounding, and resuming stays exact); ``None``: on
+        for the CPU, off elsewhere.
     """
 
     steps: int
@@ -242,6 +246,7 @@ class TrainerConfig:
     stop_on_nan: bool = True
     sync_batchnorm: bool = True
     max_seconds: float | None = None
+    channels_last: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -415,25 +420,52 @@ class _Prefetcher:
         self._thread.join(timeout=5)
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def _to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
     """Move numpy arrays and tensors (also inside tuples, lists and dicts) to ``device``.
 
     On CUDA, host tensors are staged in pinned memory so that the copy is asynchronous: a copy from pageable
-    memory would make the host wait for every queued kernel, a device sync per step.
+    memory would make the host wait for every queued kernel, a device sync per step. With ``channels_last``,
+    4D tensors (2D image batches) come in the channels-last layout the networks' weights then have.
     """
     if isinstance(batch, np.ndarray):
         batch = torch.from_numpy(np.ascontiguousarray(batch))
     if isinstance(batch, torch.Tensor):
         if device.type == "cuda" and batch.device.type == "cpu":
-            return batch.pin_memory().to(device, non_blocking=True)
-        return batch.to(device)
+            batch = batch.pin_memory().to(device, non_blocking=True)
+        else:
+            batch = batch.to(device)
+        return batch.contiguous(memory_format=torch.channels_last) if channels_last and batch.dim() == 4 else batch
     if isinstance(batch, tuple):
-        return tuple(_to_device(b, device) for b in batch)
+        return tuple(_to_device(b, device, channels_last) for b in batch)
     if isinstance(batch, list):
-        return [_to_device(b, device) for b in batch]
+        return [_to_device(b, device, channels_last) for b in batch]
     if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
     return batch
+
+
+@contextlib.contextmanager
+def channels_last_weights(networks: Sequence[torch.nn.Module], enabled: bool = True) -> Iterator[bool]:
+    """Hold the 4D (2D convolution) weights of ``networks`` in the channels-last layout inside the block.
+
+    oneDNN's 2D convolutions run about twice as fast on the CPU in that layout, forwards and backwards. Only
+    the layout changes, never a value, and it is undone on leaving (model files and checkpoints are written
+    from ordinary tensors either way). Yields whether the layout is in force (``False`` when not ``enabled``
+    or when no network has a 4D weight).
+    """
+    tensors = [t for net in networks for t in (*net.parameters(), *net.buffers()) if t.dim() == 4]
+    if not (enabled and tensors):
+        yield False
+        return
+    for t in tensors:
+        t.data = t.data.contiguous(memory_format=torch.channels_last)
+    try:
+        yield True
+    finally:
+        for t in tensors:
+            t.data = t.data.contiguous()
+            if isinstance(t, torch.nn.Parameter) and t.grad is not None:
+                t.grad = t.grad.contiguous()
 
 
 def _float_values(values: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
@@ -495,6 +527,7 @@ class Trainer:
         self._saved_step = -1
         self.group: dist_utils.Group | None = None
         self._modules: dict[str, torch.nn.Module] = dict(task.networks)
+        self._channels_last = False  # set by fit() (see TrainerConfig.channels_last)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -710,7 +743,13 @@ class Trainer:
         KeyboardInterrupt
             After Ctrl-C, once the checkpoint of the last completed step is written.
         """
-        with deterministic_algorithms(self.config.deterministic):
+        channels_last = self.config.channels_last
+        if channels_last is None:
+            channels_last = self.device.type == "cpu"
+        with (
+            deterministic_algorithms(self.config.deterministic),
+            channels_last_weights(list(self.task.networks.values()), channels_last) as self._channels_last,
+        ):
             return self._fit(resume, until)
 
     def _fit(self, resume: bool, until: int | None) -> dict[str, float]:
@@ -774,7 +813,7 @@ class Trainer:
         rank, world = (group.rank, group.world) if group is not None else (0, 1)
         main = rank == 0
         has_validation = self.validation_batch is not None
-        validation_batch = _to_device(self.validation_batch, self.device) if main else None
+        validation_batch = _to_device(self.validation_batch, self.device, self._channels_last) if main else None
         last_row: dict[str, float] = {}
         sums: dict[str, torch.Tensor | float] = {}
         count = 0
@@ -825,7 +864,7 @@ class Trainer:
             with interrupt.installed(), display:
                 for step in range(start, end):
                     batch = prefetcher.get(step) if prefetcher is not None else fetch(step)
-                    batch = _to_device(batch, self.device)
+                    batch = _to_device(batch, self.device, self._channels_last)
                     lrs = self._set_lr(step)
                     ctx = StepContext(
                         device=self.device,
