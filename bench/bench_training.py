@@ -14,6 +14,11 @@ own work, so the overhead is read from CPU time. With ``--threads 1`` (the defau
 itself; with more threads, OpenMP workers spin while they wait for each other, which a busy machine turns into
 large, random CPU time. A third loop, the engine without deterministic kernels, splits the engine's overhead
 into the price of ``deterministic=True`` (for bit-exact resume) and the loop itself.
+
+With ``--peer PYTHON`` (the interpreter of a venv holding CAREamics: ``bash ../shared/peers/careamics-venv.sh
+VENV``, then ``--peer VENV/bin/python``) it instead trains CARE side by side with CAREamics on the same simulated
+images, network size and patches (see ``bench/_careamics_peer.py``) and writes the "Training speed against
+CAREamics" section: patches per second, start-up, held-out PSNR and prediction time of each tool.
 """
 
 from __future__ import annotations
@@ -97,6 +102,48 @@ def engine(steps: int, batch: int, patch: int, work: Path, deterministic: bool =
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def peer(args: argparse.Namespace) -> None:
+    """CARE in microrestore and in CAREamics, side by side (see ``bench/_careamics_peer.py``)."""
+    from _careamics_peer import compare
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = compare(args.peer, Path(tmp), args.peer_steps, args.batch, args.patch, args.threads)
+    print(json.dumps(rows, indent=2))
+    names = {
+        "microrestore": "microrestore CARE (U-Net depth 2, 32 filters, no batch norm; its default)",
+        "careamics": "CAREamics 0.3.5 CARE (U-Net depth 2, 32 filters, batch norm; its default)",
+        "careamics-no-bn": "CAREamics 0.3.5 CARE, batch norm off (microrestore's network)",
+    }
+    base = rows["careamics"]["patches"] / rows["careamics"]["train"]
+    lines = [
+        f"CARE on the same 8 simulated 256 x 256 training fields (25 photons, seeds no recipe uses), Adam, "
+        f"{args.batch} patches of {args.patch} x {args.patch} per step, about {args.peer_steps} steps each, "
+        f"{args.threads} torch threads on a {os.cpu_count()}-core machine, each tool in its own process, run one "
+        f"after the other in one session; PSNR on 3 held-out fields against their noise-free images (input: "
+        f"{rows['input']['psnr']:.2f} dB). `python bench/bench_training.py --peer VENV/bin/python --peer-steps "
+        f"{args.peer_steps} --threads {args.threads}`.",
+        "",
+        "| tool | parameters | patches | training s | patches/s | x CAREamics | start-up + set-up s | "
+        "process s in all | predict s (3 fields) | held-out PSNR (dB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, name in names.items():
+        r = rows[key]
+        rate = r["patches"] / r["train"]
+        lines.append(
+            f"| {name} | {r['params']:,} | {r['patches']} | {r['train']:.1f} | **{rate:.1f}** | {rate / base:.2f} | "
+            f"{r['import'] + r['setup']:.1f} | {r['total']:.1f} | {r['predict']:.2f} | {r['psnr']:.2f} |"
+        )
+    lines += [
+        "",
+        "Training seconds are the training call alone (CAREamics' includes Lightning's per-epoch validation, "
+        "microrestore's its one validation and checkpoint); other processes share the machine, so compare "
+        "ratios within this table.",
+    ]
+    if not args.no_write:
+        write_section(ROOT / "docs" / "benchmarks.md", "Training speed against CAREamics", "\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
@@ -105,7 +152,12 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time is the work itself)")
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone.")
+    parser.add_argument("--peer", metavar="PYTHON", help="CAREamics venv's python: compare CARE training with it")
+    parser.add_argument("--peer-steps", type=int, default=128, help="training steps per tool with --peer")
     args = parser.parse_args()
+    if args.peer:
+        peer(args)
+        return
     import torch
 
     torch.set_num_threads(args.threads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 import warnings
 from collections.abc import Iterator
 
@@ -29,6 +30,21 @@ def _check_seed(seed: int, name: str = "seed") -> int:
     return int(seed)
 
 
+def _use_deterministic_algorithms(mode: bool, warn_only: bool = False) -> None:
+    """``torch.use_deterministic_algorithms`` without importing torch's compiler when nothing compiles.
+
+    The public function also sets ``torch._inductor.config.deterministic``, importing inductor and dynamo to do
+    so: 3 to 10 s on a small CPU, paid by every training run that never compiles anything. The flag only
+    matters to code that compiles, which has inductor loaded already: then (or when torch lacks the private
+    setter) the public function runs; otherwise only the kernel setting, which is what eager mode reads.
+    """
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)
+
+
 def configure_determinism(deterministic: bool = True) -> None:
     """Ask torch for deterministic kernels (or for the fastest ones).
 
@@ -43,11 +59,11 @@ def configure_determinism(deterministic: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _use_deterministic_algorithms(True, warn_only=True)
     else:
         torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
-        torch.use_deterministic_algorithms(False)
+        _use_deterministic_algorithms(False)
 
 
 @contextlib.contextmanager
@@ -74,7 +90,7 @@ def deterministic_algorithms(deterministic: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        _use_deterministic_algorithms(saved[0], warn_only=saved[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
 
 

@@ -52,3 +52,22 @@ def test_torch_rng_state_round_trip() -> None:
     expected = torch.rand(4)
     set_torch_rng_state(state)
     assert torch.equal(torch.rand(4), expected)
+
+
+def test_deterministic_training_does_not_import_torchs_compiler() -> None:
+    # torch.use_deterministic_algorithms imports inductor and dynamo (seconds of start-up per training run);
+    # eager training only needs the kernel setting.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from microrestore.engine.seeding import deterministic_algorithms\n"
+        "before = torch.are_deterministic_algorithms_enabled()\n"
+        "with deterministic_algorithms(True):\n"
+        "    inside = (torch.are_deterministic_algorithms_enabled(),\n"
+        "              torch.is_deterministic_algorithms_warn_only_enabled())\n"
+        "print(before, inside, torch.are_deterministic_algorithms_enabled(), 'torch._inductor' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "(True,", "True)", "False", "False"]
