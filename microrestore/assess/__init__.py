@@ -7,7 +7,9 @@
   uncertainty map;
 - :mod:`~microrestore.assess.hallucination`: where the output holds structure the data do not support;
 - :mod:`~microrestore.assess.ranking`: several methods ranked by their estimated error, and how sure the
-  ranking is.
+  ranking is;
+- :mod:`~microrestore.assess.report`: all of it for one method (:func:`assess_restoration`) or several
+  (:func:`compare_restorations`).
 
 See ``docs/assess.md`` for the statistics.
 """
@@ -17,15 +19,20 @@ from __future__ import annotations
 from microrestore.assess.camera import CameraReport, camera_report, variance_map
 from microrestore.assess.hallucination import HallucinationMap, hallucination_map
 from microrestore.assess.ranking import Ranking, rank
+from microrestore.assess.report import Assessment, Comparison, assess_restoration, compare_restorations
 from microrestore.assess.splitting import ErrorEstimate, Restorer, data_range_of, estimate_error, split_pair
 
 __all__ = [
+    "Assessment",
     "CameraReport",
+    "Comparison",
     "ErrorEstimate",
     "HallucinationMap",
     "Ranking",
     "Restorer",
+    "assess_restoration",
     "camera_report",
+    "compare_restorations",
     "data_range_of",
     "estimate_error",
     "hallucination_map",
