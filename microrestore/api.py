@@ -44,6 +44,17 @@ class RestoreResult:
     out_of_range: int
     streamed: bool
     non_finite: int = 0
+    sigma: Path | None = None
+    estimated_rmse: float | None = None
+
+
+def sigma_path(output: str | Path) -> Path:
+    """Where ``--uncertainty`` writes the uncertainty map of ``output``: ``<name>_sigma.tif`` beside it.
+
+    ``<name>`` is the output's name without its extensions (``cell.ome.tif`` gives ``cell_sigma.tif``).
+    """
+    output = Path(output)
+    return output.with_name(output.name.split(".")[0] + "_sigma.tif")
 
 
 @dataclass
@@ -615,6 +626,7 @@ def restore_files(
     self_supervised: SelfSupervised | None = None,
     allow_nonfinite: bool = False,
     trust_remote_code: bool = False,
+    uncertainty: bool = False,
 ) -> list[RestoreResult]:
     """Restore files (paths, folders or globs) into ``output`` (a file for one input, else a folder).
 
@@ -639,6 +651,9 @@ def restore_files(
 
     A result holding NaN or infinite values is not written: a :class:`~microrestore.errors.MicrorestoreError`
     names the output (and no file is left), unless ``allow_nonfinite`` (then ``warn`` says how many).
+
+    With ``uncertainty`` each output gets a per-pixel uncertainty map (float32, input units) written to
+    :func:`sigma_path` (see :func:`restore`); both are computed before either file is written, in memory.
     """
     from microrestore.io import read_image
     from microrestore.io.atomic import clean_stale_temps
@@ -664,6 +679,8 @@ def restore_files(
         pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
     if not pairs:
         return []
+    if uncertainty and self_supervised is not None:
+        raise InputError("--uncertainty is not available with --self-supervised")
     if self_supervised is None:
         predictor = load_predictor(found, model, options)
     else:
@@ -676,6 +693,9 @@ def restore_files(
         image = read_image(src, axes=axes, memmap=True if big else None)
         check_image(image)
         check_writable(dst, tuple(image.data.shape), output_dtype(image.data.dtype, dtype), image.axes)
+        if uncertainty:
+            results.append(_restore_with_sigma(predictor, image, dst, dtype, warn, allow_nonfinite))
+            continue
         if self_supervised is None:
             results.append(_restore_one(predictor, image, dst, dtype, warn, allow_nonfinite))
             continue
@@ -753,6 +773,47 @@ def _restore_one(
         out_of_range=sink.out_of_range,
         streamed=streamed,
         non_finite=sink.non_finite,
+    )
+
+
+def _restore_with_sigma(
+    predictor: Predictor,
+    image: Any,
+    dst: Path,
+    dtype: str | None,
+    warn: Callable[[str], None] | None,
+    allow_nonfinite: bool,
+) -> RestoreResult:
+    """Restore ``image`` and its uncertainty map in memory, then write both (``--uncertainty``)."""
+    from microrestore.io import kept_metadata, write_image
+    from microrestore.io.lazy import is_lazy
+
+    start = time.perf_counter()
+    if isinstance(image.data, np.memmap) or is_lazy(image.data):
+        raise InputError("--uncertainty holds the image in memory; it is too large (restore it in parts)", image.path)
+    if warn is not None and hasattr(predictor, "domain_warnings"):
+        for line in predictor.domain_warnings(image):
+            warn(line)
+    dtype = requested_dtype(predictor, dtype)
+    sink = output_sink(image.data.dtype, image.data.shape, dtype)
+    predictor.predict(image, out=sink)
+    _check_finite(sink, dst, image, predictor, allow_nonfinite)
+    written = settled_output(sink)
+    assessed = _assessment(image, predictor, getattr(predictor, "method", "method"), np.asarray(sink.array, np.float32))
+    write_image(dst, written, image.axes, pixel_size=image.pixel_size, metadata=kept_metadata(image))
+    sigma = sigma_path(dst)
+    write_image(sigma, np.asarray(assessed.sigma, np.float32), image.axes, pixel_size=image.pixel_size)
+    return RestoreResult(
+        input=image.path or Path("<array>"),
+        output=dst,
+        shape=tuple(image.data.shape),
+        dtype=str(written.dtype),
+        seconds=time.perf_counter() - start,
+        out_of_range=sink.out_of_range,
+        streamed=False,
+        non_finite=sink.non_finite,
+        sigma=sigma,
+        estimated_rmse=assessed.error.estimated_rmse,
     )
 
 
