@@ -220,6 +220,7 @@ def estimate_error(
     ses: dict[float, list[float]] = {}
     locals_: list[tuple[float, np.ndarray]] = []
     spread: list[np.ndarray] = []
+    shifts: list[np.ndarray] = []
     for a in strengths:
         raw[a] = []
         outs = []
@@ -236,6 +237,8 @@ def estimate_error(
                 outs.append(f1)
         if uncertainty and len(outs) > 1:
             spread.append(np.var(np.stack(outs), axis=0, ddof=1) / (a * a))
+        if uncertainty:
+            shifts.append(np.mean(outs, axis=0) - output)
     s = np.array([1.0 + a * a for a in strengths])
     per = np.array([np.mean(raw[a]) for a in strengths])
     # variance of each strength's mean: the pixels' scatter over the splits (spatial correlation ignored)
@@ -247,7 +250,7 @@ def estimate_error(
     data_range = data_range_of(output)
     sigma = None
     if uncertainty:
-        sigma = _sigma_map(locals_, spread, beta, mse0, mean_var, y.ndim)
+        sigma = _sigma_map(locals_, spread, shifts, output, beta, mse0, mean_var)
     rmse = math.sqrt(mse0)
     return ErrorEstimate(
         estimated_rmse=rmse,
@@ -299,16 +302,34 @@ def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
 def _sigma_map(
     locals_: list[tuple[float, np.ndarray]],
     spread: list[np.ndarray],
+    shifts: list[np.ndarray],
+    output: np.ndarray,
     beta: float,
     mse0: float,
     mean_var: float,
-    ndim: int,
 ) -> np.ndarray:
-    """Per-pixel standard deviation whose mean square is ``mse0`` (see the module docstring)."""
-    local = np.mean([m * s_**-beta for s_, m in locals_], axis=0)
-    shape = _smooth(local, LOCAL_SIGMA)
+    """Per-pixel standard deviation whose mean square is ``mse0`` (see the module docstring).
+
+    The pixelwise squared error of the splits, scaled to full dose, is unbiased but far too noisy to use
+    directly; it is the target of a non-negative least-squares fit over all pixels on smooth, low-noise
+    features: the output's own noise at full dose (spread of the restorations of independent splits), the
+    squared shift of the restorations as noise is added (bias grows with noise), the output's squared
+    curvature (blurred structure) and a constant.
+    """
+    from scipy.ndimage import laplace
+    from scipy.optimize import nnls
+
+    target = np.mean([m * s_**-beta for s_, m in locals_], axis=0)
+    features = [np.ones_like(output)]
     if spread:
-        shape = np.maximum(shape, _smooth(np.mean(spread, axis=0), 1.0))
+        features.append(_smooth(np.mean(spread, axis=0), 1.0))
+    if shifts:
+        features.append(_smooth(np.mean([d**2 for d in shifts], axis=0), 1.0))
+    curv = np.stack([laplace(p) for p in output.reshape((-1, *output.shape[-2:]))]).reshape(output.shape)
+    features.append(_smooth(curv**2, 1.0))
+    basis = np.stack([f.ravel() / max(float(f.mean()), 1e-300) for f in features], axis=1)
+    weights, _ = nnls(basis, _smooth(target, 1.0).ravel())
+    shape = (basis @ weights).reshape(output.shape)
     shape = np.maximum(shape, 1e-3 * max(mse0, 1e-6 * mean_var))
     scale = mse0 / float(shape.mean()) if shape.mean() > 0 else 0.0
     return np.sqrt(scale * shape).astype(np.float32)
