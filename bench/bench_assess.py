@@ -342,6 +342,8 @@ def main() -> None:
                 file=sys.stderr,
                 flush=True,
             )
+            if args.json:  # as it goes: a long run interrupted keeps what it measured
+                args.json.write_text(json.dumps({"sim": sim}, indent=1, default=float))
     real, blind = [], []
     if not args.no_real:
         for name, y, truth in w2s_images(args.size) if W2S.is_dir() else []:
