@@ -43,7 +43,7 @@ def test_split_pair_noises_are_uncorrelated() -> None:
     rng = np.random.default_rng(0)
     var = np.full((256, 256), 4.0)
     y = 10.0 + rng.normal(0.0, 2.0, var.shape)
-    y1, y2, z = split_pair(y, var, 0.5, rng)
+    y1, y2, _ = split_pair(y, var, 0.5, rng)
     n1, n2 = y1 - 10.0, y2 - 10.0
     assert abs(np.mean(n1 * n2)) < 0.1  # var 4 * (1 + a^2) and 4 * (1 + 1/a^2): correlation < 1 %
     assert np.var(n1) == pytest.approx(4.0 * 1.25, rel=0.03)
@@ -103,3 +103,20 @@ def test_rank_prefers_the_smaller_error_with_confidence() -> None:
     assert ranking.confidence > 0.9 and ranking.verdict == "clear"
     with pytest.raises(ValueError):
         rank({})
+
+
+def test_compare_restorations_skips_failing_and_over_budget_methods() -> None:
+    from microrestore.assess import compare_restorations
+
+    noisy, _ = _field(10.0, size=64)
+
+    def broken():
+        raise RuntimeError("no model\nhere")
+
+    found = compare_restorations(noisy, {"gauss1": lambda: _blur(1.0), "broken": broken}, repeats=1)
+    assert list(found.assessments) == ["gauss1"] and found.ranking is not None and found.ranking.best == "gauss1"
+    assert found.skipped["broken"] == "RuntimeError: no model here"
+    report = found.as_dict()
+    assert report["recommended"] == "gauss1" and report["methods"][0]["rank"] == 1 and report["camera"]["gain"] > 0
+    late = compare_restorations(noisy, {"gauss1": lambda: _blur(1.0)}, budget=1e-9)
+    assert late.ranking is None and "budget" in late.skipped["gauss1"]
