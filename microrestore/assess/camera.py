@@ -50,7 +50,7 @@ class CameraReport:
     mean_variance
         Noise variance averaged over the image's pixels under the model.
     mean_variance_se
-        Standard error of ``mean_variance`` from a bootstrap over the blocks.
+        Standard error of ``mean_variance`` from a bootstrap over the blocks (half the 16-84 % spread).
     """
 
     gain: float
@@ -149,7 +149,8 @@ def camera_report(image: np.ndarray, *, seed: int = 0, bootstrap: int = 30) -> C
             pick = rng.integers(0, means.size, means.size)
             g, cc = _robust_line(means[pick], variances[pick], slope=0.0 if gain == 0 else None)
             boot.append(max(g, 0.0) * level + cc)
-    se = float(np.std(boot)) if boot else float("nan")
+    # half the 16-84 % spread: a robust standard error (a few resamples can leave the fit degenerate)
+    se = float(np.subtract(*np.percentile(boot, [84.0, 16.0])) / 2.0) if boot else float("nan")
     photons = (lambda v: float(max(v - dark, 0.0) / gain)) if gain > 0 else (lambda v: float("nan"))
     return CameraReport(
         gain=float(gain),

@@ -36,6 +36,7 @@ def test_camera_report_recovers_gain_and_photons() -> None:
     assert report.mean_variance == pytest.approx(np.mean((noisy - clean) ** 2), rel=0.12)
     assert report.photons_bright == pytest.approx(30.0, rel=0.5)
     assert report.fits in ("good", "fair")
+    assert 0 < report.mean_variance_se < 0.1 * report.mean_variance
     assert report.as_dict()["fit"] == report.fits
 
 
