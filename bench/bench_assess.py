@@ -246,6 +246,12 @@ def report(sim: list[dict[str, Any]], real: list[dict[str, Any]], blind: list[di
         f"| all | {len(every)} | {100 * _pct(every, 50):.1f} % | {100 * _pct(every, 90):.1f} % | "
         f"{100 * np.mean(np.array(every) <= 0.15):.0f} % | | |"
     )
+    inside = [r["rows"][m]["low"] <= r["rows"][m]["true_rmse"] <= r["rows"][m]["high"] for r in sim for m in r["rows"]]
+    lines += [
+        "",
+        f"The true RMSE lies inside the estimate's 90 % interval in {100 * np.mean(inside):.0f} % of the "
+        f"{len(inside)} cases.",
+    ]
     picks = [r["pick"] for r in sim]
     exact = sum(p["picked"] == p["best"] for p in picks)
     ok = sum(p["ok"] for p in picks)
@@ -317,7 +323,16 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true", help="skip W2S, Spotiflow and MT.mrc")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--from-json", type=Path, help="publish the tables of an earlier run's --json file")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        args.quick = len(saved["sim"]) < len(grid(False))
+        if not args.no_write:
+            scatter(saved["sim"] + saved.get("real", []), FIGURE)
+        lines = report(saved["sim"], saved.get("real", []), saved.get("blind", []), args)
+        publish(TITLE, [*lines, f"\nTotal time {saved.get('seconds', float('nan')):.0f} s."], write=not args.no_write)
+        return
     import torch
 
     torch.set_num_threads(2)
@@ -371,7 +386,9 @@ def main() -> None:
             )
             print(name, blind[-1], file=sys.stderr, flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"sim": sim, "real": real, "blind": blind}, indent=1, default=float))
+        seconds = time.perf_counter() - start
+        data = {"sim": sim, "real": real, "blind": blind, "seconds": seconds}
+        args.json.write_text(json.dumps(data, indent=1, default=float))
     if not args.no_write:
         scatter(sim + real, FIGURE)
     lines = report(sim, real, blind, args)
