@@ -1,8 +1,8 @@
 """Ground-truth-free assessment benchmark: does ``assess`` estimate the true error, ``compare`` pick the best
 method, and the uncertainty map cover the truth?
 
-Run: ``nice -n 10 python bench/bench_assess.py`` (about 15 minutes on 2 loaded cores; ``--quick``: photons 3
-and 30, one camera, a few minutes). Writes the "Assessment without ground truth" section of docs/benchmarks.md
+Run: ``nice -n 10 python bench/bench_assess.py`` (about 30 minutes on 2 heavily loaded cores; ``--quick``: photons
+3 and 30, one camera, about 10 minutes). Writes the "Assessment without ground truth" section of docs/benchmarks.md
 and docs/figures/assess_scatter.png.
 
 Simulated grid (settings and seeds no recipe used): photons 3 / 10 / 30 / 100 at the brightest pixel; two
