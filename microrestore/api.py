@@ -44,6 +44,17 @@ class RestoreResult:
     out_of_range: int
     streamed: bool
     non_finite: int = 0
+    sigma: Path | None = None
+    estimated_rmse: float | None = None
+
+
+def sigma_path(output: str | Path) -> Path:
+    """Where ``--uncertainty`` writes the uncertainty map of ``output``: ``<name>_sigma.tif`` beside it.
+
+    ``<name>`` is the output's name without its extensions (``cell.ome.tif`` gives ``cell_sigma.tif``).
+    """
+    output = Path(output)
+    return output.with_name(output.name.split(".")[0] + "_sigma.tif")
 
 
 @dataclass
@@ -255,8 +266,9 @@ def restore(
     dtype: str | None = "float32",
     self_supervised: SelfSupervised | None = None,
     trust_remote_code: bool = False,
+    uncertainty: bool = False,
     **params: Any,
-) -> np.ndarray:
+) -> Any:
     """Restore an in-memory image and return it (float32 in the input's units by default).
 
     Parameters
@@ -281,30 +293,34 @@ def restore(
     trust_remote_code
         Allow a foreign bioimage.io ``model`` whose weights need Python code that the package ships or names
         (refused otherwise; see ``docs/security.md``).
+    uncertainty
+        Also return a per-pixel uncertainty map (standard deviation in the input's units, float32), estimated
+        from restorations of independent splits of the image and calibrated to its estimated error (see
+        :mod:`microrestore.assess`); the result is then ``(restored, sigma)``.
     **params
         Method-specific options (as ``--set key=value``).
+
+    Returns
+    -------
+    numpy.ndarray or tuple of numpy.ndarray
+        The restored image, or ``(restored, sigma)`` with ``uncertainty``.
     """
-    from microrestore.io import ImageData
-
-    if not isinstance(image, ImageData):
-        array = np.asarray(image)
-        if axes is None:
-            if array.ndim != 2:
-                raise InputError(f"give axes for a {array.ndim}-dimensional array (e.g. 'ZYX' or 'TYX')")
-            axes = "YX"
-        from microrestore.io.axes import normalize_axes
-
-        image = ImageData(array, normalize_axes(axes, array.shape))
+    image = _as_image(image, axes)
     check_image(image)
     options = options or PredictOptions()
     options.params = {**options.params, **params}
     options.trust_remote_code = options.trust_remote_code or trust_remote_code
     found = get_method(method)
+    if uncertainty and self_supervised is not None:
+        raise InputError("uncertainty maps are not available with self-supervised training on the input")
     if self_supervised is None:
         predictor = load_predictor(found, model, options)
         sink = output_sink(image.data.dtype, image.data.shape, requested_dtype(predictor, dtype))
         predictor.predict(image, out=sink)
-        return settled_output(sink)
+        restored = settled_output(sink)
+        if uncertainty:
+            return restored, _sigma_of(image, predictor, restored)
+        return restored
     sink = output_sink(image.data.dtype, image.data.shape, dtype)
     _check_self_supervised(found, model)
     import tempfile
@@ -317,6 +333,213 @@ def restore(
         with _self_supervised_model(found, source, self_supervised, options, name=image.path) as trained:
             load_predictor(found, trained, options).predict(image, out=sink)
     return settled_output(sink)
+
+
+def _as_image(image: np.ndarray | Any, axes: str | None) -> Any:
+    """``image`` as an :class:`~microrestore.io.ImageData` (a plain 2D array is ``YX``), checked."""
+    from microrestore.io import ImageData
+
+    if not isinstance(image, ImageData):
+        array = np.asarray(image)
+        if axes is None:
+            if array.ndim != 2:
+                raise InputError(f"give axes for a {array.ndim}-dimensional array (e.g. 'ZYX' or 'TYX')")
+            axes = "YX"
+        from microrestore.io.axes import normalize_axes
+
+        image = ImageData(array, normalize_axes(axes, array.shape))
+    check_image(image)
+    return image
+
+
+def _predictor_restorer(predictor: Predictor, image: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A restoration of arrays shaped and laid out like ``image`` by a loaded ``predictor`` (float32 out)."""
+    from microrestore.io import ImageData
+
+    def run(array: np.ndarray) -> np.ndarray:
+        sink = output_sink(np.dtype(np.float32), array.shape, "float32")
+        predictor.predict(ImageData(np.asarray(array, np.float32), image.axes, pixel_size=image.pixel_size), out=sink)
+        return np.asarray(sink.array)
+
+    return run
+
+
+def _assessment(image: Any, predictor: Predictor, name: str, output: np.ndarray | None = None, **kw: Any) -> Any:
+    """:func:`microrestore.assess.assess_restoration` of ``predictor`` on ``image`` (errors as InputError)."""
+    from microrestore.assess import assess_restoration
+    from microrestore.engine.noise_model import NoiseEstimationError
+
+    data = np.asarray(image.data)
+    try:
+        return assess_restoration(data, _predictor_restorer(predictor, image), name, output=output, **kw)
+    except NoiseEstimationError as exc:
+        raise InputError(f"cannot assess the restoration: {exc}", image.path) from None
+
+
+def _sigma_of(image: Any, predictor: Predictor, restored: np.ndarray) -> np.ndarray:
+    """The uncertainty map of ``restored`` (see :func:`restore`'s ``uncertainty``)."""
+    result = _assessment(image, predictor, getattr(predictor, "method", "method"), np.asarray(restored, np.float32))
+    return np.asarray(result.sigma, np.float32)
+
+
+def restorer(
+    method: str,
+    *,
+    model: str | Path | None = None,
+    axes: str = "YX",
+    options: PredictOptions | None = None,
+    **params: Any,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Load ``method`` once and return a function restoring arrays with ``axes`` (float32, input units).
+
+    Parameters
+    ----------
+    method
+        Registered method name.
+    model
+        Zoo id or model folder; ``None`` uses the method's default.
+    axes
+        Axes of the arrays it will be given.
+    options
+        Device, tiling and batch options.
+    **params
+        Method-specific options (as ``--set key=value``).
+
+    Returns
+    -------
+    callable
+        ``array -> restored array``.
+    """
+    from microrestore.io import ImageData
+    from microrestore.io.axes import normalize_axes
+
+    options = options or PredictOptions()
+    options.params = {**options.params, **params}
+    predictor = load_predictor(get_method(method), model, options)
+    template = ImageData(np.zeros((1,) * len(axes), np.float32), normalize_axes(axes, (1,) * len(axes)))
+    return _predictor_restorer(predictor, template)
+
+
+def assess(
+    image: np.ndarray | Any,
+    method: str,
+    *,
+    model: str | Path | None = None,
+    axes: str | None = None,
+    options: PredictOptions | None = None,
+    repeats: int = 2,
+    seed: int = 0,
+    uncertainty: bool = True,
+    **params: Any,
+) -> Any:
+    """How good is ``method``'s restoration of ``image``, without a ground truth.
+
+    Parameters
+    ----------
+    image
+        A numpy array (give ``axes`` unless 2D) or an :class:`~microrestore.io.ImageData`, in the camera's units.
+    method, model, options, **params
+        As in :func:`restore`.
+    axes
+        Axes of a plain array.
+    repeats
+        Random splits per split strength (3 strengths): the method runs ``3 * repeats + 1`` times.
+    seed
+        Seed of the splits.
+    uncertainty
+        Build the per-pixel uncertainty map.
+
+    Returns
+    -------
+    microrestore.assess.Assessment
+        The camera and noise model, ``error.estimated_rmse`` with its interval and PSNR, the uncertainty map
+        (``sigma``), the unsupported-structure map and the restored image (``output``).
+    """
+    image = _as_image(image, axes)
+    options = options or PredictOptions()
+    options.params = {**options.params, **params}
+    predictor = load_predictor(get_method(method), model, options)
+    return _assessment(image, predictor, method, repeats=repeats, seed=seed, uncertainty=uncertainty)
+
+
+def compare_candidates(task: str = "denoise") -> list[str]:
+    """Methods of ``task`` that run without a user model (a default model, or none needed), cheapest first."""
+    from microrestore.plugins import get_registry
+
+    found = [m for m in get_registry().methods.values() if m.task == task]
+    usable = [m for m in found if not m.needs_model or m.default_model is not None]
+    return [m.name for m in sorted(usable, key=lambda m: (m.needs_model, m.name))]
+
+
+def compare(
+    image: np.ndarray | Any,
+    methods: Sequence[str] | None = None,
+    *,
+    axes: str | None = None,
+    options: PredictOptions | None = None,
+    budget: float | None = None,
+    repeats: int = 2,
+    seed: int = 0,
+    models: dict[str, str | Path] | None = None,
+    on_method: Callable[[str], None] | None = None,
+) -> Any:
+    """Assess several methods on ``image`` with the same splits and rank them by estimated error.
+
+    Parameters
+    ----------
+    image
+        A numpy array (give ``axes`` unless 2D) or an :class:`~microrestore.io.ImageData`.
+    methods
+        Method names (default: :func:`compare_candidates`, the denoising methods that need no user model).
+    axes
+        Axes of a plain array.
+    options
+        Device, tiling and batch options (shared).
+    budget
+        Seconds for the whole comparison; methods that would exceed it are skipped (see
+        :func:`microrestore.assess.compare_restorations`).
+    repeats, seed
+        As in :func:`assess`.
+    models
+        Method name to a model, for methods that should not use their default.
+    on_method
+        Called with each method's name before it runs.
+
+    Returns
+    -------
+    microrestore.assess.Comparison
+        Each method's assessment, the ranking with its recommendation and confidence, and skipped methods.
+    """
+    import copy
+
+    from microrestore.assess import compare_restorations
+    from microrestore.engine.noise_model import NoiseEstimationError
+
+    image = _as_image(image, axes)
+    names = list(methods) if methods else compare_candidates()
+    for name in names:
+        get_method(name)  # unknown names: one line before anything runs
+    base = options or PredictOptions()
+
+    def factory(name: str) -> Callable[[], Callable[[np.ndarray], np.ndarray]]:
+        def make() -> Callable[[np.ndarray], np.ndarray]:
+            own = copy.copy(base)
+            own.params = dict(base.params)
+            return _predictor_restorer(load_predictor(get_method(name), (models or {}).get(name), own), image)
+
+        return make
+
+    try:
+        return compare_restorations(
+            np.asarray(image.data),
+            {name: factory(name) for name in names},
+            budget=budget,
+            repeats=repeats,
+            seed=seed,
+            on_method=on_method,
+        )
+    except NoiseEstimationError as exc:
+        raise InputError(f"cannot assess restorations: {exc}", image.path) from None
 
 
 def _check_self_supervised(method: Method, model: str | Path | None) -> None:
@@ -403,6 +626,7 @@ def restore_files(
     self_supervised: SelfSupervised | None = None,
     allow_nonfinite: bool = False,
     trust_remote_code: bool = False,
+    uncertainty: bool = False,
 ) -> list[RestoreResult]:
     """Restore files (paths, folders or globs) into ``output`` (a file for one input, else a folder).
 
@@ -427,6 +651,9 @@ def restore_files(
 
     A result holding NaN or infinite values is not written: a :class:`~microrestore.errors.MicrorestoreError`
     names the output (and no file is left), unless ``allow_nonfinite`` (then ``warn`` says how many).
+
+    With ``uncertainty`` each output gets a per-pixel uncertainty map (float32, input units) written to
+    :func:`sigma_path` (see :func:`restore`); both are computed before either file is written, in memory.
     """
     from microrestore.io import read_image
     from microrestore.io.atomic import clean_stale_temps
@@ -452,6 +679,8 @@ def restore_files(
         pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
     if not pairs:
         return []
+    if uncertainty and self_supervised is not None:
+        raise InputError("--uncertainty is not available with --self-supervised")
     if self_supervised is None:
         predictor = load_predictor(found, model, options)
     else:
@@ -464,6 +693,9 @@ def restore_files(
         image = read_image(src, axes=axes, memmap=True if big else None)
         check_image(image)
         check_writable(dst, tuple(image.data.shape), output_dtype(image.data.dtype, dtype), image.axes)
+        if uncertainty:
+            results.append(_restore_with_sigma(predictor, image, dst, dtype, warn, allow_nonfinite))
+            continue
         if self_supervised is None:
             results.append(_restore_one(predictor, image, dst, dtype, warn, allow_nonfinite))
             continue
@@ -541,6 +773,47 @@ def _restore_one(
         out_of_range=sink.out_of_range,
         streamed=streamed,
         non_finite=sink.non_finite,
+    )
+
+
+def _restore_with_sigma(
+    predictor: Predictor,
+    image: Any,
+    dst: Path,
+    dtype: str | None,
+    warn: Callable[[str], None] | None,
+    allow_nonfinite: bool,
+) -> RestoreResult:
+    """Restore ``image`` and its uncertainty map in memory, then write both (``--uncertainty``)."""
+    from microrestore.io import kept_metadata, write_image
+    from microrestore.io.lazy import is_lazy
+
+    start = time.perf_counter()
+    if isinstance(image.data, np.memmap) or is_lazy(image.data):
+        raise InputError("--uncertainty holds the image in memory; it is too large (restore it in parts)", image.path)
+    if warn is not None and hasattr(predictor, "domain_warnings"):
+        for line in predictor.domain_warnings(image):
+            warn(line)
+    dtype = requested_dtype(predictor, dtype)
+    sink = output_sink(image.data.dtype, image.data.shape, dtype)
+    predictor.predict(image, out=sink)
+    _check_finite(sink, dst, image, predictor, allow_nonfinite)
+    written = settled_output(sink)
+    assessed = _assessment(image, predictor, getattr(predictor, "method", "method"), np.asarray(sink.array, np.float32))
+    write_image(dst, written, image.axes, pixel_size=image.pixel_size, metadata=kept_metadata(image))
+    sigma = sigma_path(dst)
+    write_image(sigma, np.asarray(assessed.sigma, np.float32), image.axes, pixel_size=image.pixel_size)
+    return RestoreResult(
+        input=image.path or Path("<array>"),
+        output=dst,
+        shape=tuple(image.data.shape),
+        dtype=str(written.dtype),
+        seconds=time.perf_counter() - start,
+        out_of_range=sink.out_of_range,
+        streamed=False,
+        non_finite=sink.non_finite,
+        sigma=sigma,
+        estimated_rmse=assessed.error.estimated_rmse,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import typer
 
 from microrestore import __version__
-from microrestore.cli import evaluate, export, listing, restore, simulate, train, zoo
+from microrestore.cli import assess, evaluate, export, listing, restore, simulate, train, zoo
 from microrestore.cli.common import cli_warnings, console, print_error
 from microrestore.cli.flags import flags_without_type
 from microrestore.errors import MicrorestoreError
@@ -21,8 +21,8 @@ from microrestore.errors import MicrorestoreError
 HELP = """Deep-learning restoration of fluorescence microscopy images.
 
 Restore with `denoise`, `deblur` or `restore`; train your own models with `train`; score results with
-`evaluate`; make test data with `simulate`; try it all with `demo`. Methods come from plugins: see
-`microrestore methods` and `microrestore plugins`.
+`evaluate` (against a ground truth) or `assess` and `compare` (without one); make test data with `simulate`;
+try it all with `demo`. Methods come from plugins: see `microrestore methods` and `microrestore plugins`.
 """
 
 
@@ -56,6 +56,7 @@ def build_app(*, with_plugins: bool = True) -> typer.Typer:
     restore.add_commands(app)
     train.add_commands(app)
     evaluate.add_commands(app)
+    assess.add_commands(app)
     simulate.add_commands(app)
     listing.add_commands(app)
     zoo.add_commands(app)

@@ -87,6 +87,13 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
         save_model: Path = typer.Option(
             None, "--save-model", help="With --self-supervised: keep each input's model in this folder."
         ),
+        uncertainty: bool = typer.Option(
+            False,
+            "--uncertainty",
+            help="Also write <output>_sigma.tif beside each output: the per-pixel uncertainty (standard deviation, "
+            "input units, float32) from restorations of independent splits of the input, calibrated to its "
+            "estimated error (about 7 more restorations; see docs/assess.md).",
+        ),
         trust_remote_code: bool = typer.Option(
             False,
             "--trust-remote-code",
@@ -119,6 +126,7 @@ def _make_command(task: str, summary: str) -> Callable[..., None]:
             "config": config,
             "save_model": save_model,
             "trust_remote_code": trust_remote_code,
+            "uncertainty": uncertainty,
         }
         from microrestore.cli.launch import check_nproc
 
@@ -148,7 +156,7 @@ def _worker_args(task: str, kw: dict[str, Any]) -> list[str]:
     flags = (("skip_existing", "--skip-existing"), ("overwrite", "--overwrite"), ("quiet", "--quiet"))
     flags += (("compile", "--compile"), ("tta", "--tta"))
     flags += (("allow_nonfinite", "--allow-nonfinite"),)
-    flags += (("trust_remote_code", "--trust-remote-code"),)
+    flags += (("trust_remote_code", "--trust-remote-code"), ("uncertainty", "--uncertainty"))
     for name, flag in (*flags, ("self_supervised", "--self-supervised")):
         args += [flag] if kw[name] else []
     return args
@@ -240,6 +248,7 @@ def _run(task: str, **kw: Any) -> None:
             warn=functools.partial(_warn, progress),
             self_supervised=plan,
             allow_nonfinite=kw["allow_nonfinite"],
+            uncertainty=kw["uncertainty"],
         )
     finally:
         if live:
@@ -249,6 +258,8 @@ def _run(task: str, **kw: Any) -> None:
         console.print(
             f"wrote {result.output} {'x'.join(map(str, result.shape))} {result.dtype} in {result.seconds:.2f} s{mode}"
         )
+        if result.sigma is not None:
+            console.print(f"wrote {result.sigma} (uncertainty, estimated RMSE {result.estimated_rmse:.4g})")
 
 
 def _check_outputs(kw: dict[str, Any]) -> None:
@@ -261,6 +272,8 @@ def _check_outputs(kw: dict[str, Any]) -> None:
 
         # under torchrun a process checks only its own files: the others' appear while they run
         outputs = [dst for _, dst in shard_items(api.planned_outputs(kw["inputs"], kw["output"]))]
+        if kw.get("uncertainty"):
+            outputs += [api.sigma_path(dst) for dst in outputs]
         refuse_existing(outputs, overwrite=kw["overwrite"], skip_option=True)
 
 
