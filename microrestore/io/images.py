@@ -1,7 +1,8 @@
 """Reading and writing images: TIFF (ImageJ, OME, BigTIFF) through tifffile, MRC, and plugin formats.
 
-Only numpy and tifffile are imported here; mrcfile and the plugin registry are imported when a file needs
-them, so that the command line starts fast.
+Only numpy and tifffile are imported here; mrcfile is imported when a file needs it, so that the command line
+starts fast. Formats of plugins come from :mod:`microrestore.formats`, where the plugin host connects
+them: this module never imports the plugins (reading a TIFF loads none).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from microrestore import formats
 from microrestore.errors import InputError
 from microrestore.io.atomic import atomic_path
 from microrestore.io.axes import SPATIAL_AXES, default_axes, fits_imagej_order, normalize_axes
@@ -208,7 +210,7 @@ def read_image(path: str | os.PathLike[str], axes: str | None = None, memmap: bo
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path)
-    if path.is_dir() and _plugin_reader(path) is None:  # folder formats (OME-Zarr) come from plugin readers
+    if path.is_dir() and formats.reader_for(path) is None:  # folder formats (OME-Zarr) come from plugin readers
         raise InputError("is a folder, not an image file", path)
     try:
         return _read_any(path, axes, memmap)
@@ -219,13 +221,9 @@ def read_image(path: str | os.PathLike[str], axes: str | None = None, memmap: bo
 def _read_any(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
     kind = _format_of(path)
     if kind is None:
-        reader = _plugin_reader(path)
+        reader = formats.reader_for(path)
         if reader is not None:
-            from microrestore.plugins.registry import call_plugin
-
-            plugin, name = getattr(reader, "plugin", ""), getattr(reader, "name", "")
-            image = call_plugin(plugin, f"reader {name}".strip(), reader.read, path, axes=axes)
-            return _from_plugin(image, path)
+            return _from_plugin(formats.call(reader, "reader", reader.read, path, axes=axes), path)
         if not _has_tiff_magic(path):
             raise InputError(
                 f"unsupported file type {''.join(path.suffixes[-1:]) or '(no suffix)'!r}; "
@@ -257,24 +255,6 @@ def _has_tiff_magic(path: Path) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(4)
     return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
-def _plugin_reader(path: Path) -> Any:
-    """Return the plugin reader for ``path``'s suffix, or ``None`` (also when plugins are unavailable)."""
-    try:
-        from microrestore.plugins import get_registry  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return get_registry().reader_for(path)
-
-
-def _plugin_writer(path: Path) -> Any:
-    """Return the plugin writer for ``path``'s suffix, or ``None`` (also when plugins are unavailable)."""
-    try:
-        from microrestore.plugins import get_registry  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return get_registry().writer_for(path)
 
 
 def _from_plugin(image: Any, path: Path) -> ImageData:
@@ -740,7 +720,7 @@ def write_image(
             write_mrc(tmp, data, axes, sizes)
         return path
     if kind is None or kind == "pillow":  # PNG/JPEG are read, never written (8-bit, or lossy)
-        writer = _plugin_writer(path)
+        writer = formats.writer_for(path)
         if writer is None:
             raise InputError(
                 f"cannot write {''.join(path.suffixes[-1:]) or 'files without a suffix'!r} files; "
@@ -748,12 +728,9 @@ def write_image(
                 path,
             )
         with atomic_path(path, keep_name=True, replace_folder=True) as tmp:
-            from microrestore.plugins.registry import call_plugin
-
-            plugin, name = getattr(writer, "plugin", ""), getattr(writer, "name", "")
-            call_plugin(
-                plugin,
-                f"writer {name}".strip(),
+            formats.call(
+                writer,
+                "writer",
                 writer.write,
                 tmp,
                 data,

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from microrestore.nn.layers import make_activation
 from microrestore.nn.rcan import ChannelAttention, ResidualGroup
-from microrestore.nn.unet import make_activation
 
 __all__ = ["RDLBranch", "RDLDenoiser"]
 

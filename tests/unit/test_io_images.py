@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 import types
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import microrestore.io.images as images
+from microrestore import formats
 from microrestore.errors import InputError
 from microrestore.io import ImageData, check_finite, output_memmap, read_image, write_image
 from microrestore.io.lazy import LazyArray
@@ -483,10 +483,8 @@ def test_output_memmap_requires_tiff(tmp_path):
 
 
 def _fake_registry(monkeypatch, reader=None, writer=None):
-    registry = types.SimpleNamespace(reader_for=lambda path: reader, writer_for=lambda path: writer, readers=[])
-    module = types.ModuleType("microrestore.plugins")
-    module.get_registry = lambda: registry  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "microrestore.plugins", module)
+    registry = types.SimpleNamespace(readers=[reader] if reader else [], writers=[writer] if writer else [])
+    monkeypatch.setattr(formats, "_source", lambda: registry)
 
 
 def test_plugin_reader_and_writer(tmp_path, monkeypatch):
@@ -501,7 +499,8 @@ def test_plugin_reader_and_writer(tmp_path, monkeypatch):
         path.write_bytes(b"fancy")
         return path
 
-    _fake_registry(monkeypatch, types.SimpleNamespace(read=read), types.SimpleNamespace(write=write))
+    reader = types.SimpleNamespace(read=read, suffixes=(".fancy",))
+    _fake_registry(monkeypatch, reader, types.SimpleNamespace(write=write, suffixes=(".fancy",)))
     (tmp_path / "i.fancy").write_bytes(b"x")
     image = read_image(tmp_path / "i.fancy", axes="TYX")
     assert (image.axes, image.path, seen["axes"]) == ("TYX", tmp_path / "i.fancy", "TYX")
@@ -511,9 +510,12 @@ def test_plugin_reader_and_writer(tmp_path, monkeypatch):
 
 
 def test_plugins_unavailable_means_no_reader(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "microrestore.plugins", None)
-    assert images._plugin_reader(tmp_path / "x.fancy") is None
-    assert images._plugin_writer(tmp_path / "x.fancy") is None
+    monkeypatch.setattr(formats, "_source", None)
+    assert formats.reader_for(tmp_path / "x.fancy") is None
+    assert formats.writer_for(tmp_path / "x.fancy") is None
+    with pytest.raises(InputError, match="unsupported file type"):
+        (tmp_path / "x.fancy").write_bytes(b"not a tiff")
+        read_image(tmp_path / "x.fancy")
 
 
 # ------------------------------------------------------------------------------------------ property test
