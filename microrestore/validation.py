@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from microrestore.errors import InputError
 
-__all__ = ["pydantic_message", "validate"]
+__all__ = ["pydantic_message", "validate", "validate_params"]
 
 Model = TypeVar("Model")
 
@@ -67,3 +67,17 @@ def validate(schema: type[Model], values: Mapping[str, Any] | None, context: str
         raise InputError(f"{context}: {pydantic_message(exc, schema)}") from None
     except TypeError as exc:  # non-string keys
         raise InputError(f"{context}: {exc}") from None
+
+
+def validate_params(method: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate a method's inference options against its ``predict_schema``; one-line error on a bad key or value.
+
+    Parameters
+    ----------
+    method
+        A :class:`microrestore.plugins.Method` with a ``predict_schema``.
+    params
+        The ``--set key=value`` options.
+    """
+    assert method.predict_schema is not None
+    return validate(method.predict_schema, params, f"--set for method {method.name!r}").model_dump()

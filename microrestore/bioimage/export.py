@@ -360,7 +360,7 @@ def _load_source(model_dir: str | Path, params: dict[str, Any] | None) -> _Sourc
         raise MicrorestoreError(f"this model was trained with {bundle.method!r}, which no installed plugin provides")
     options = PredictOptions(device="cpu", params=dict(params or {}))
     if method.predict_schema is not None:
-        from microrestore.api import validate_params
+        from microrestore.validation import validate_params
 
         options.params = validate_params(method, options.params)
     # The method's own loader decides which networks run and how intensities are mapped: the package must

@@ -42,6 +42,7 @@ __all__ = [
     "TIFF_SUFFIXES",
     "ImageData",
     "check_finite",
+    "check_image",
     "check_writable",
     "output_memmap",
     "read_image",
@@ -665,6 +666,23 @@ def check_finite(image: ImageData | np.ndarray, path: str | os.PathLike[str] | N
         bad += block.size - int(np.count_nonzero(np.isfinite(block)))
     if bad:
         raise InputError(f"contains {bad} NaN/Inf values", where)
+
+
+def check_image(image: ImageData) -> None:
+    """Refuse empty images, non-numeric or complex data and images holding NaN or Inf, naming the file.
+
+    Raises
+    ------
+    InputError
+        One line naming the image's file and the problem.
+    """
+    if image.data.size == 0 or 0 in image.data.shape:
+        raise InputError(f"empty image (shape {tuple(image.data.shape)})", image.path)
+    if not (np.issubdtype(image.data.dtype, np.number) or image.data.dtype == bool):
+        raise InputError(f"unsupported pixel type {image.data.dtype}", image.path)
+    if image.data.dtype.kind == "c":  # MRC mode 4 (OTFs): no method restores complex values
+        raise InputError(f"complex data ({image.data.dtype}) cannot be restored; give a real-valued image", image.path)
+    check_finite(image)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -163,3 +163,69 @@ def test_a_plugin_format_still_loads_the_plugins_when_needed(tmp_path: Path) -> 
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+# -- the layering rule: what each folder may import ------------------------------------------------------------
+
+#: The core's layers, lowest first (docs/architecture.md). A module may import its own folder (or top-level
+#: module) and any folder of a lower layer; never a higher layer, nor another folder of its own layer.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("microrestore", "errors", "limits", "suggest", "formats"),  # base: no microrestore imports
+    ("io", "optics", "validation"),  # files, physics, validated settings
+    ("metrics", "simulation", "sim", "plugins", "zoo", "losses"),  # what the methods and the engine build on
+    ("configs",),  # shared option groups of method configurations
+    ("nn",),  # networks
+    ("engine",),  # training and inference
+    ("bioimage",),  # BioImage Model Zoo packages
+    ("api",),  # the library facade
+    ("cli",),  # the command line
+    ("__main__",),  # python -m microrestore
+)
+
+#: Imports that break the rule, each with its reason; the test fails when one is no longer needed.
+EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("microrestore", "microrestore.plugins.markers"): "the package root re-exports hookimpl for plugin authors",
+    ("microrestore.configs", "microrestore.engine.normalization"): "BackgroundOptions builds its normaliser",
+    ("microrestore.zoo.recipes", "microrestore.api"): "a recipe rebuilds a model by training it through the API",
+    ("microrestore.zoo.recipes", "microrestore.simulation"): "a recipe simulates its training data",
+}
+
+
+def folder_of(module: str) -> str:
+    """The folder (or top-level module) of a module: ``microrestore.io.images`` -> ``io``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _rank() -> dict[str, int]:
+    return {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def allowed(source: str, target: str) -> bool:
+    """Whether ``source`` may import ``target`` under the layering rule (exceptions aside)."""
+    rank = _rank()
+    a, b = folder_of(source), folder_of(target)
+    return a == b or rank[b] < rank[a]
+
+
+def test_every_folder_has_a_layer() -> None:
+    rank = _rank()
+    missing = sorted({folder_of(m) for m in modules()} - set(rank))
+    assert not missing, f"give these a layer in LAYERS (and docs/architecture.md): {missing}"
+    assert len(rank) == sum(len(names) for names in LAYERS), "a folder is in two layers"
+
+
+def test_imports_follow_the_layers() -> None:
+    wrong = [
+        f"{source} -> {target}"
+        for source, targets in sorted(import_graph().items())
+        for target in sorted(targets)
+        if not allowed(source, target) and (source, target) not in EXCEPTIONS
+    ]
+    assert not wrong, "imports against the layering (see docs/architecture.md):\n" + "\n".join(wrong)
+
+
+def test_every_exception_is_still_needed() -> None:
+    graph = import_graph()
+    stale = [f"{s} -> {t}" for s, t in EXCEPTIONS if t not in graph.get(s, ()) or allowed(s, t)]
+    assert not stale, f"remove these from EXCEPTIONS: {stale}"
