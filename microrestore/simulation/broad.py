@@ -30,7 +30,7 @@ import numpy as np
 
 from microrestore.errors import InputError
 from microrestore.optics.psf import Optics
-from microrestore.simulation import cases
+from microrestore.simulation import cases, forward
 from microrestore.simulation.noise import CameraModel, apply_camera, expected_counts
 
 __all__ = ["BROAD_DEFAULTS", "draw_conditions"]
@@ -141,7 +141,7 @@ def _run_broad(w: Any, rngs: Sequence[np.random.Generator], p: dict[str, Any]) -
             background=cond["background"],
         )
         obj = _draw_object(cond, p, shape, rng)
-        img, _ = cases._normalise_peak(cases.convolve_same(obj, cases.psf_kernel(optics)))
+        img, _ = forward._normalise_peak(forward.convolve_same(obj, forward.psf_kernel(optics)))
         noisy: np.ndarray = apply_camera(img, camera, rng)
         clean: np.ndarray = expected_counts(img, camera)
         entry_cond = dict(cond)
