@@ -209,3 +209,38 @@ def test_output_type_statements_name_the_dtype_option(path: Path) -> None:
         flat = " ".join(paragraph.split())
         if re.search(r"output is (written as )?float32", flat):
             assert "--dtype" in flat, f"{path.name}: {flat[:120]}..."
+
+
+# -- names and links ---------------------------------------------------------------------------------------------
+
+
+def _resolves(dotted: str) -> bool:
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for part in parts[i:]:
+                obj = getattr(obj, part)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+@pytest.mark.parametrize("path", ALL_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_dotted_microrestore_name_in_the_docs_exists(path: Path) -> None:
+    names = {m.rstrip(".") for m in re.findall(r"`(microrestore\.[\w.]+)", _text(path))}
+    missing = sorted(n for n in names if not _resolves(n))
+    assert not missing, f"{path.name} names what does not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", ALL_DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_in_the_docs_exists(path: Path) -> None:
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", _text(path))
+    missing = [link for link in links if "://" not in link and not (path.parent / link).exists()]
+    assert not missing, f"{path.name} links to what does not exist: {missing}"
