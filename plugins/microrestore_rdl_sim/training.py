@@ -6,8 +6,8 @@ NRMSE stops improving (down to 1e-5), and the weights of the best validation NRM
 
 Stage 2 prepares each stack once: the trained DFCAN turns the noisy frames into an SR estimate, the
 illumination parameters are estimated on the high-SNR raw frames (as the authors train), and the
-pattern-modulated images are generated from both (:mod:`microrestore.sim.patterns`); noisy frames and targets
-are orientation-equalised. A step then takes random aligned patches of one stack's three orientations.
+pattern-modulated images are generated from both (:mod:`microrestore.structured_illumination.patterns`); noisy frames
+and targets are orientation-equalised. A step then takes random aligned patches of one stack's three orientations.
 
 Each stage trains in its own sub-folder of the model folder (``dfcan/``, ``denoiser/``: checkpoints and
 ``metrics.csv``), so ``--resume`` continues whichever stage was interrupted; the plateau state and the best
@@ -138,7 +138,12 @@ def denoiser_inputs(
 
     Parameters come from the high-SNR raw frames, the SR estimate from the DFCAN on the noisy frames.
     """
-    from microrestore.sim.patterns import equalize_orientations, fine_grid_otf, generate_from_params, minmax
+    from microrestore.structured_illumination.patterns import (
+        equalize_orientations,
+        fine_grid_otf,
+        generate_from_params,
+        minmax,
+    )
     from microrestore_rdl_sim.sim_engine import estimate, load_otf_for
 
     dfcan = dfcan.to(device).eval()

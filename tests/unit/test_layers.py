@@ -172,7 +172,7 @@ def test_a_plugin_format_still_loads_the_plugins_when_needed(tmp_path: Path) -> 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("microrestore", "errors", "limits", "suggest", "formats"),  # base: no microrestore imports
     ("io", "optics", "validation"),  # files, physics, validated settings
-    ("metrics", "simulation", "sim", "plugins", "zoo", "losses"),  # what the methods and the engine build on
+    ("metrics", "simulation", "structured_illumination", "plugins", "zoo", "losses"),  # what methods build on
     ("configs",),  # shared option groups of method configurations
     ("nn",),  # networks
     ("engine",),  # training and inference

@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from microrestore.errors import InputError
-from microrestore.sim.bands import apodize_borders, equalize_orientations, separate_bands
-from microrestore.sim.params import OrientationParams, SIMParams
+from microrestore.structured_illumination.bands import apodize_borders, equalize_orientations, separate_bands
+from microrestore.structured_illumination.params import OrientationParams, SIMParams
 
 if TYPE_CHECKING:
-    from microrestore.sim.options import EstimationOptions
-    from microrestore.sim.otf import OTF
+    from microrestore.structured_illumination.options import EstimationOptions
+    from microrestore.structured_illumination.otf import OTF
 
 __all__ = ["SIMEstimationWarning", "estimate_params"]
 
@@ -184,7 +184,7 @@ def estimate_params(
     nominal_k_per_um
         Expected pattern frequency ``2 NA_exc / lambda_exc`` in cycles per micrometre.
     options
-        Tolerances (:class:`~microrestore.sim.options.EstimationOptions`).
+        Tolerances (:class:`~microrestore.structured_illumination.options.EstimationOptions`).
     order
         Frame order recorded in the result.
     equalize, border_px
@@ -200,7 +200,7 @@ def estimate_params(
     InputError
         When the nominal frequency is beyond the raw grid's Nyquist limit or the frames are too small.
     """
-    from microrestore.sim.options import EstimationOptions
+    from microrestore.structured_illumination.options import EstimationOptions
 
     opts = options or EstimationOptions()
     if stacks.dim() == 4:
