@@ -88,8 +88,8 @@ def modulation(frames: np.ndarray, options: Any) -> float:
     """Mean modulation depth estimated on raw frames ``(9, Y, X)`` (wiener-sim's estimator)."""
     import torch
 
-    from microrestore.sim.estimate import estimate_params
-    from microrestore.sim.otf import load_otf
+    from microrestore.structured_illumination.estimate import estimate_params
+    from microrestore.structured_illumination.otf import load_otf
 
     stacks = torch.from_numpy(np.asarray(frames, dtype=np.float32).reshape(1, 3, 3, *frames.shape[-2:]))
     with warnings.catch_warnings():
@@ -102,7 +102,7 @@ def modulation(frames: np.ndarray, options: Any) -> float:
 
 def wiener(frames: np.ndarray, options: Any) -> np.ndarray:
     from microrestore.io import ImageData
-    from microrestore.sim.reconstruct import wiener_sim
+    from microrestore.structured_illumination.reconstruct import wiener_sim
 
     image = ImageData(
         np.asarray(frames, dtype=np.float32), "TYX", pixel_size={"X": PIXEL_NM / 1000, "Y": PIXEL_NM / 1000}
@@ -183,7 +183,7 @@ def main() -> None:
 
     from microrestore.io import read_image
     from microrestore.plugins import PredictOptions
-    from microrestore.sim.options import SIMOptions
+    from microrestore.structured_illumination.options import SIMOptions
 
     t0 = time.time()
     recipe = zoo_recipe()
@@ -373,7 +373,7 @@ def draw_mt(path: Path, model: Path, label: str | None = None) -> str:
 
     from microrestore.io import read_image
     from microrestore.plugins import PredictOptions
-    from microrestore.sim.options import SIMOptions
+    from microrestore.structured_illumination.options import SIMOptions
 
     image = read_image(raw_path)
     settings = {**MT_OPTICS, "pixel_size_nm": PIXEL_NM, "otf": otf_path}
@@ -382,7 +382,7 @@ def draw_mt(path: Path, model: Path, label: str | None = None) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from microrestore.io import ImageData
-        from microrestore.sim.reconstruct import wiener_sim
+        from microrestore.structured_illumination.reconstruct import wiener_sim
 
         frames = ImageData(image.data, "TYX", pixel_size={"X": PIXEL_NM / 1000, "Y": PIXEL_NM / 1000})
         sr_wiener, params = wiener_sim(frames, options)

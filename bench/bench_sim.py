@@ -71,7 +71,7 @@ def stacks_of(path: Path) -> Any:
     import torch
 
     from microrestore.io import read_image
-    from microrestore.sim.bands import to_stacks
+    from microrestore.structured_illumination.bands import to_stacks
 
     return to_stacks(torch.from_numpy(read_image(path).data.astype(np.float32)), 3, 3)
 
@@ -81,7 +81,7 @@ def stacks_of(path: Path) -> Any:
 
 def estimation_errors(found: Any, truth_file: Path, shape: int) -> list[tuple[float, float, float, float]]:
     """Per orientation: angle (deg), |k| (relative), phase at the field centre (rad), modulation (absolute)."""
-    from microrestore.sim.params import SIMParams, parameter_errors
+    from microrestore.structured_illumination.params import SIMParams, parameter_errors
 
     centre = (shape - 1) / 2.0
     rows = parameter_errors(found, SIMParams.load(truth_file), (centre, centre))
@@ -89,8 +89,8 @@ def estimation_errors(found: Any, truth_file: Path, shape: int) -> list[tuple[fl
 
 
 def bench_estimation(work: Path, photon_levels: list[float], n: int, shape: int) -> tuple[str, list[dict]]:
-    from microrestore.sim.estimate import estimate_params
-    from microrestore.sim.otf import otf_from_optics
+    from microrestore.structured_illumination.estimate import estimate_params
+    from microrestore.structured_illumination.otf import otf_from_optics
 
     otf = otf_from_optics(NA, LAM, pixel_size_nm=PX)
     rows, raw_rows = [], []
@@ -143,10 +143,10 @@ def bench_mt() -> tuple[str, dict[str, np.ndarray]]:
     """Estimate the pattern of MT.mrc with its measured OTF (a table against the nominal optics), reconstruct it."""
     from microrestore.io import read_image
     from microrestore.metrics import decorrelation_resolution
-    from microrestore.sim.bands import widefield
-    from microrestore.sim.options import SIMOptions
-    from microrestore.sim.otf import load_otf
-    from microrestore.sim.reconstruct import raw_stacks, resolve_params, wiener_sim
+    from microrestore.structured_illumination.bands import widefield
+    from microrestore.structured_illumination.options import SIMOptions
+    from microrestore.structured_illumination.otf import load_otf
+    from microrestore.structured_illumination.reconstruct import raw_stacks, resolve_params, wiener_sim
 
     options = SIMOptions(**OPTICS, otf=SHARED / "TIRF488_cam1_0_z30_OTF2d.mrc")
     image = read_image(SHARED / "MT.mrc")
@@ -204,9 +204,9 @@ def quality_rows(work: Path, args: argparse.Namespace) -> tuple[str, dict[str, A
     from microrestore.io import ImageData, read_image
     from microrestore.metrics import decorrelation_resolution, evaluate, frc_resolution
     from microrestore.plugins import PredictOptions
-    from microrestore.sim.bands import widefield
-    from microrestore.sim.options import SIMOptions
-    from microrestore.sim.reconstruct import wiener_sim
+    from microrestore.structured_illumination.bands import widefield
+    from microrestore.structured_illumination.options import SIMOptions
+    from microrestore.structured_illumination.reconstruct import wiener_sim
 
     high, low = work / "q_high", work / "q_low"
     simulate(high, args.fields, args.photons_high, args.shape, seed=21)
@@ -307,10 +307,10 @@ def bench_speed(sizes: list[int], n_stacks: int, repeats: int) -> str:
     import torch
 
     from microrestore.optics import Optics
-    from microrestore.sim.estimate import estimate_params
-    from microrestore.sim.otf import otf_from_optics
-    from microrestore.sim.wiener import WienerFilter
     from microrestore.simulation import filaments, sim_raw_frames
+    from microrestore.structured_illumination.estimate import estimate_params
+    from microrestore.structured_illumination.otf import otf_from_optics
+    from microrestore.structured_illumination.wiener import WienerFilter
 
     sim_processor = load_napari_sim_processor()
     threads = os.cpu_count() or 1

@@ -53,8 +53,7 @@ def samples_from_image(image: Any, ndim: int, channels: int = 1) -> list[np.ndar
 
 def load_images(paths: Sequence[Path], *, axes: str | None) -> list[Any]:
     """Read each file as an :class:`~microrestore.io.ImageData`, refusing empty images and NaN or Inf."""
-    from microrestore.api import check_image
-    from microrestore.io import read_image
+    from microrestore.io.images import check_image, read_image
 
     images = []
     for path in paths:

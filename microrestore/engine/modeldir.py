@@ -290,8 +290,8 @@ def check_model_document(document: dict[str, Any], config_path: Path) -> None:
     InputError
         One line naming ``config_path`` and the value.
     """
-    from microrestore.configs import pydantic_message
     from microrestore.nn.registry import NETWORKS, check_spec
+    from microrestore.validation import pydantic_message
 
     try:
         _ModelDocument.model_validate(document)

@@ -26,8 +26,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from microrestore.configs import pydantic_message
 from microrestore.errors import InputError
+from microrestore.validation import pydantic_message
 
 #: Default number of values a fit looks at; larger arrays are subsampled.
 MAX_FIT_SAMPLES = 1 << 22

@@ -113,6 +113,60 @@ def _foreground_starts(
     return np.argwhere(above)
 
 
+def _check_sampling(
+    patch_shape: Sequence[int],
+    patch: tuple[int, ...],
+    paired: bool,
+    targets: Sequence[np.ndarray] | None,
+    foreground_bias: float,
+    foreground_percentile: float,
+    scale: int | Sequence[int],
+) -> tuple[int, ...]:
+    """Refuse impossible sampling settings; return the scale per spatial axis."""
+    if not patch or any(p < 1 for p in patch):
+        raise InputError(f"invalid patch shape {tuple(patch_shape)}")
+    if not 0.0 <= foreground_bias <= 1.0:
+        raise InputError(f"foreground_bias must be between 0 and 1, got {foreground_bias}")
+    if not 0.0 <= foreground_percentile <= 100.0:
+        raise InputError(f"foreground_percentile must be between 0 and 100, got {foreground_percentile}")
+    if not paired and targets is None:
+        raise InputError("unpaired sampling needs target images")
+    factors = (int(scale),) * len(patch) if isinstance(scale, (int, np.integer)) else tuple(int(s) for s in scale)
+    if len(factors) != len(patch) or any(f < 1 for f in factors):
+        raise InputError(f"scale must be a positive integer or one per spatial axis, got {scale}")
+    if not paired and any(f != 1 for f in factors):
+        raise InputError("scale applies to paired sampling only")
+    return factors
+
+
+def _check_pairs(src_arrays: list[np.ndarray], tgt_arrays: list[np.ndarray], factors: tuple[int, ...]) -> None:
+    """One target per source, each of the source's spatial shape times the scale."""
+    if len(tgt_arrays) != len(src_arrays):
+        raise InputError(
+            f"paired training needs one target per source; got {len(src_arrays)} sources and {len(tgt_arrays)} targets"
+        )
+    for i, (s, t) in enumerate(zip(src_arrays, tgt_arrays, strict=True)):
+        expected = tuple(n * f for n, f in zip(s.shape[1:], factors, strict=True))
+        if tuple(t.shape[1:]) != expected:
+            raise InputError(
+                f"pair {i}: target spatial shape {tuple(t.shape[1:])} does not match the source's "
+                f"{tuple(s.shape[1:])}" + (f" times the scale {factors}" if any(f != 1 for f in factors) else ""),
+                _describe(t),
+            )
+
+
+def _augmentations(patch: tuple[int, ...], factors: tuple[int, ...], augment: bool) -> tuple[int, ...]:
+    """The flips and rotations a patch may get: rotations by 90 degrees need a square YX patch (and scale)."""
+    square = len(patch) >= 2 and patch[-1] == patch[-2] and factors[-1] == factors[-2]
+    if not augment:
+        return (0,)
+    if square:
+        return tuple(range(8))
+    if len(patch) >= 2:
+        return (0, 2, 4, 6)
+    return (0, 4)
+
+
 class PatchSampler:
     """Draw random (paired or unpaired) patches from lists of channel-first images.
 
@@ -177,19 +231,7 @@ class PatchSampler:
         scale: int | Sequence[int] = 1,
     ) -> None:
         patch = tuple(int(p) for p in patch_shape)
-        if not patch or any(p < 1 for p in patch):
-            raise InputError(f"invalid patch shape {tuple(patch_shape)}")
-        if not 0.0 <= foreground_bias <= 1.0:
-            raise InputError(f"foreground_bias must be between 0 and 1, got {foreground_bias}")
-        if not 0.0 <= foreground_percentile <= 100.0:
-            raise InputError(f"foreground_percentile must be between 0 and 100, got {foreground_percentile}")
-        if not paired and targets is None:
-            raise InputError("unpaired sampling needs target images")
-        factors = (int(scale),) * len(patch) if isinstance(scale, (int, np.integer)) else tuple(int(s) for s in scale)
-        if len(factors) != len(patch) or any(f < 1 for f in factors):
-            raise InputError(f"scale must be a positive integer or one per spatial axis, got {scale}")
-        if not paired and any(f != 1 for f in factors):
-            raise InputError("scale applies to paired sampling only")
+        factors = _check_sampling(patch_shape, patch, paired, targets, foreground_bias, foreground_percentile, scale)
         self.patch_shape = patch
         self.paired = paired
         self.augment = augment
@@ -200,20 +242,7 @@ class PatchSampler:
         src_arrays = _check_arrays(sources, patch, "source")
         tgt_arrays = _check_arrays(targets, target_patch, "target") if targets is not None else None
         if paired and tgt_arrays is not None:
-            if len(tgt_arrays) != len(src_arrays):
-                raise InputError(
-                    f"paired training needs one target per source; got {len(src_arrays)} sources and "
-                    f"{len(tgt_arrays)} targets"
-                )
-            for i, (s, t) in enumerate(zip(src_arrays, tgt_arrays, strict=True)):
-                expected = tuple(n * f for n, f in zip(s.shape[1:], factors, strict=True))
-                if tuple(t.shape[1:]) != expected:
-                    raise InputError(
-                        f"pair {i}: target spatial shape {tuple(t.shape[1:])} does not match the source's "
-                        f"{tuple(s.shape[1:])}"
-                        + (f" times the scale {factors}" if any(f != 1 for f in factors) else ""),
-                        _describe(t),
-                    )
+            _check_pairs(src_arrays, tgt_arrays, factors)
 
         self._source = self._make_side(src_arrays, patch, source_normalizer, source_params)
         self._target = (
@@ -223,32 +252,28 @@ class PatchSampler:
         )
         self.source_params = self._source.params
         self.target_params = self._target.params if self._target is not None else None
-
-        # Rotations by 90 degrees need a square YX patch (and the same scale on Y and X).
-        square = len(patch) >= 2 and patch[-1] == patch[-2] and factors[-1] == factors[-2]
-        if not augment:
-            self._ops: tuple[int, ...] = (0,)
-        elif square:
-            self._ops = tuple(range(8))
-        elif len(patch) >= 2:
-            self._ops = (0, 2, 4, 6)
-        else:
-            self._ops = (0, 4)
-
+        self._ops: tuple[int, ...] = _augmentations(patch, factors, augment)
         if self.foreground_bias > 0:
-            if paired and self._target is not None:
-                # Foreground from the target (the clean image), mapped to source coordinates.
-                stride = self._stride(patch, src_arrays)
-                t_stride = tuple(s * f for s, f in zip(stride, factors, strict=True))
-                fg = [_foreground_starts(t, target_patch, t_stride, foreground_percentile) for t in tgt_arrays or []]
-                self._source.foreground, self._source.stride = fg, stride
-            else:
-                for side in (self._source, self._target):
-                    if side is not None:
-                        side.stride = self._stride(side.patch, side.arrays)
-                        side.foreground = [
-                            _foreground_starts(a, side.patch, side.stride, foreground_percentile) for a in side.arrays
-                        ]
+            self._find_foreground(src_arrays, tgt_arrays, target_patch, foreground_percentile)
+
+    def _find_foreground(
+        self,
+        src_arrays: list[np.ndarray],
+        tgt_arrays: list[np.ndarray] | None,
+        target_patch: tuple[int, ...],
+        percentile: float,
+    ) -> None:
+        """Where the foreground patches start, per image (paired: from the clean target, in source coordinates)."""
+        if self.paired and self._target is not None:
+            stride = self._stride(self.patch_shape, src_arrays)
+            t_stride = tuple(s * f for s, f in zip(stride, self.scale, strict=True))
+            fg = [_foreground_starts(t, target_patch, t_stride, percentile) for t in tgt_arrays or []]
+            self._source.foreground, self._source.stride = fg, stride
+            return
+        for side in (self._source, self._target):
+            if side is not None:
+                side.stride = self._stride(side.patch, side.arrays)
+                side.foreground = [_foreground_starts(a, side.patch, side.stride, percentile) for a in side.arrays]
 
     @staticmethod
     def _make_side(

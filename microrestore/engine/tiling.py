@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import reduce
 from typing import Any
 
@@ -331,6 +331,143 @@ def _outer(vectors: Sequence[np.ndarray]) -> np.ndarray:
     return reduce(np.multiply.outer, vectors)
 
 
+def _writer(
+    out: Any, sink: Any, out_channels: int, spatial: tuple[int, ...]
+) -> tuple[Callable[[tuple[slice, ...], np.ndarray], Any], Any]:
+    """Where finished rows go: ``(write(index, block), out)``, ``out`` a new array when neither is given."""
+    if out is not None and sink is not None:
+        raise ValueError("give either out or sink, not both")
+    if sink is None:
+        if out is None:
+            out = np.empty((out_channels, *spatial), dtype=np.float32)
+        if tuple(out.shape) != (out_channels, *spatial):
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {(out_channels, *spatial)}")
+        return out.__setitem__, out
+    if callable(sink):
+        return sink, out
+    if hasattr(sink, "__setitem__"):
+        return sink.__setitem__, out
+    raise TypeError("sink must be a callable sink(index, block) or support sink[index] = block")
+
+
+class _Band:
+    """The accumulator of one band of tile rows: blended network outputs until the band's rows are final.
+
+    Each tile's centre (its halo cropped) is weighted by the blending window and added; when a band of tiles
+    is done, the rows before the next band's start are divided by the summed weights, post-processed, written
+    and shifted out, so memory holds one band, never the image.
+    """
+
+    def __init__(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        plan: TilePlan,
+        out_channels: int,
+        device: torch.device | str,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.forward, self.plan, self.out_channels, self.progress = forward, plan, out_channels, progress
+        self.device = torch.device(device)
+        nd = plan.ndim
+        self.starts = [plan.starts(a) for a in range(nd)]
+        self.weights = [[plan.blend_weights(a, k) for k in range(len(self.starts[a]))] for a in range(nd)]
+        self.norms = [plan.normaliser(a) for a in range(nd)]
+        self.rows = min(plan.tile[0], plan.shape[0])
+        self.acc = np.zeros((out_channels, self.rows, *plan.shape[1:]), dtype=np.float32)
+        self.crop = (slice(None), *(slice(h, h + t) for h, t in zip(plan.halo, plan.tile, strict=True)))
+        self.expected = (out_channels, *plan.window_shape)
+        self.done, self.max_batch_bytes = 0, 0
+        self.flushes: list[tuple[int, int]] = []
+
+    def run_batch(self, windows: list[np.ndarray], keys: list[tuple[int, ...]], band_start: int) -> None:
+        """Run the network on a batch of windows and add each result to the band."""
+        batch = np.stack(windows)
+        self.max_batch_bytes = max(self.max_batch_bytes, batch.nbytes)
+        result = self.forward(torch.from_numpy(batch).to(self.device))
+        if not isinstance(result, torch.Tensor) or tuple(result.shape[1:]) != self.expected:
+            got = tuple(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
+            raise MicrorestoreError(
+                f"the network returned {got} for a batch of {tuple(batch.shape)}; expected "
+                f"(B, {self.out_channels}, *window) with window {self.plan.window_shape}"
+            )
+        result_np = result.detach().to("cpu", torch.float32).numpy()
+        for b, key in enumerate(keys):
+            self._add(result_np[b][self.crop], key, band_start)
+        self.done += len(keys)
+        if self.progress is not None:
+            self.progress(self.done, self.plan.n_tiles)
+
+    def _add(self, core: np.ndarray, key: tuple[int, ...], band_start: int) -> None:
+        """Add one tile's weighted centre at its place in the band."""
+        plan, spatial = self.plan, self.plan.shape
+        acc_index: list[slice] = [slice(None)]
+        core_index: list[slice] = [slice(None)]
+        ws = []
+        for axis, k in enumerate(key):
+            s = self.starts[axis][k]
+            length = min(plan.tile[axis], spatial[axis] - s)
+            offset = s - band_start if axis == 0 else s
+            acc_index.append(slice(offset, offset + length))
+            core_index.append(slice(0, length))
+            ws.append(self.weights[axis][k][:length])
+        self.acc[tuple(acc_index)] += core[tuple(core_index)] * _outer(ws)
+
+    def flush(
+        self,
+        i0: int,
+        postprocess: Callable[[np.ndarray], np.ndarray] | None,
+        write: Callable[[tuple[slice, ...], np.ndarray], Any],
+    ) -> None:
+        """Normalise, post-process and write the rows before the next band's start; shift them out."""
+        s0, n0, rest = self.starts[0][i0], self.plan.shape[0], self.plan.shape[1:]
+        end = self.starts[0][i0 + 1] if i0 + 1 < len(self.starts[0]) else n0
+        rows = end - s0
+        block = self.acc[:, :rows] / _outer([self.norms[0][s0:end], *self.norms[1:]])
+        if postprocess is not None:
+            block = postprocess(block)
+        write((slice(None), slice(s0, end), *(slice(0, n) for n in rest)), block)
+        self.flushes.append((s0, end))
+        if rows < self.rows:
+            self.acc[:, : self.rows - rows] = self.acc[:, rows:]
+        self.acc[:, self.rows - rows :] = 0
+
+    def stats(self) -> dict[str, Any]:
+        """What the run held in memory, for tests and benchmarks."""
+        return {
+            "plan": self.plan,
+            "n_tiles": self.plan.n_tiles,
+            "accumulator_shape": tuple(self.acc.shape),
+            "accumulator_bytes": int(self.acc.nbytes),
+            "max_batch_bytes": int(self.max_batch_bytes),
+            "flushes": self.flushes,
+        }
+
+
+def _band_batches(
+    image: Any,
+    plan: TilePlan,
+    starts: Sequence[Sequence[int]],
+    i0: int,
+    batch_size: int,
+    preprocess: Callable[[np.ndarray], np.ndarray] | None,
+) -> Iterator[tuple[list[np.ndarray], list[tuple[int, ...]]]]:
+    """The windows of the tiles of band ``i0`` (read, pre-processed, float32), in batches of ``batch_size``."""
+    windows: list[np.ndarray] = []
+    keys: list[tuple[int, ...]] = []
+    for combo in itertools.product(*(range(len(s)) for s in starts[1:])):
+        key = (i0, *combo)
+        window = read_window(image, plan, [starts[a][k] for a, k in enumerate(key)])
+        if preprocess is not None:
+            window = preprocess(window)
+        windows.append(np.ascontiguousarray(window, dtype=np.float32))
+        keys.append(key)
+        if len(windows) >= batch_size:
+            yield windows, keys
+            windows, keys = [], []
+    if windows:
+        yield windows, keys
+
+
 def _run(
     forward: Callable[[torch.Tensor], torch.Tensor],
     image: Any,
@@ -346,101 +483,15 @@ def _run(
     progress: Callable[[int, int], None] | None,
     stats: dict[str, Any] | None,
 ) -> Any:
-    spatial = plan.shape
-    nd = plan.ndim
-    if out is not None and sink is not None:
-        raise ValueError("give either out or sink, not both")
-    if sink is None:
-        if out is None:
-            out = np.empty((out_channels, *spatial), dtype=np.float32)
-        if tuple(out.shape) != (out_channels, *spatial):
-            raise ValueError(f"out has shape {tuple(out.shape)}, expected {(out_channels, *spatial)}")
-        write: Callable[[tuple[slice, ...], np.ndarray], Any] = out.__setitem__
-    elif callable(sink):
-        write = sink
-    elif hasattr(sink, "__setitem__"):
-        write = sink.__setitem__
-    else:
-        raise TypeError("sink must be a callable sink(index, block) or support sink[index] = block")
-
-    dev = torch.device(device)
-    starts = [plan.starts(a) for a in range(nd)]
-    weights = [[plan.blend_weights(a, k) for k in range(len(starts[a]))] for a in range(nd)]
-    norms = [plan.normaliser(a) for a in range(nd)]
-    n0, rest = spatial[0], spatial[1:]
-    band_rows = min(plan.tile[0], n0)
-    acc = np.zeros((out_channels, band_rows, *rest), dtype=np.float32)
-    crop = (slice(None), *(slice(h, h + t) for h, t in zip(plan.halo, plan.tile, strict=True)))
-    expected = (out_channels, *plan.window_shape)
-    total, done, flushes = plan.n_tiles, 0, []
-    max_batch_bytes = 0
-
-    def run_batch(windows: list[np.ndarray], keys: list[tuple[int, ...]], band_start: int) -> None:
-        nonlocal done, max_batch_bytes
-        batch = np.stack(windows)
-        max_batch_bytes = max(max_batch_bytes, batch.nbytes)
-        result = forward(torch.from_numpy(batch).to(dev))
-        if not isinstance(result, torch.Tensor) or tuple(result.shape[1:]) != expected:
-            got = tuple(result.shape) if isinstance(result, torch.Tensor) else type(result).__name__
-            raise MicrorestoreError(
-                f"the network returned {got} for a batch of {tuple(batch.shape)}; expected "
-                f"(B, {out_channels}, *window) with window {plan.window_shape}"
-            )
-        result_np = result.detach().to("cpu", torch.float32).numpy()
-        for b, key in enumerate(keys):
-            core = result_np[b][crop]
-            acc_index: list[slice] = [slice(None)]
-            core_index: list[slice] = [slice(None)]
-            ws = []
-            for axis, k in enumerate(key):
-                s = starts[axis][k]
-                length = min(plan.tile[axis], spatial[axis] - s)
-                offset = s - band_start if axis == 0 else s
-                acc_index.append(slice(offset, offset + length))
-                core_index.append(slice(0, length))
-                ws.append(weights[axis][k][:length])
-            acc[tuple(acc_index)] += core[tuple(core_index)] * _outer(ws)
-        done += len(keys)
-        if progress is not None:
-            progress(done, total)
-
+    write, out = _writer(out, sink, out_channels, plan.shape)
+    band = _Band(forward, plan, out_channels, device, progress)
     with torch.inference_mode():
-        for i0, s0 in enumerate(starts[0]):
-            windows: list[np.ndarray] = []
-            keys: list[tuple[int, ...]] = []
-            for combo in itertools.product(*(range(len(s)) for s in starts[1:])):
-                key = (i0, *combo)
-                window = read_window(image, plan, [starts[a][k] for a, k in enumerate(key)])
-                if preprocess is not None:
-                    window = preprocess(window)
-                windows.append(np.ascontiguousarray(window, dtype=np.float32))
-                keys.append(key)
-                if len(windows) >= batch_size:
-                    run_batch(windows, keys, s0)
-                    windows, keys = [], []
-            if windows:
-                run_batch(windows, keys, s0)
-            # Rows before the next band's start are final: normalise, post-process, write, shift them out.
-            end = starts[0][i0 + 1] if i0 + 1 < len(starts[0]) else n0
-            rows = end - s0
-            block = acc[:, :rows] / _outer([norms[0][s0:end], *norms[1:]])
-            if postprocess is not None:
-                block = postprocess(block)
-            write((slice(None), slice(s0, end), *(slice(0, n) for n in rest)), block)
-            flushes.append((s0, end))
-            if rows < band_rows:
-                acc[:, : band_rows - rows] = acc[:, rows:]
-            acc[:, band_rows - rows :] = 0
-
+        for i0, s0 in enumerate(band.starts[0]):
+            for windows, keys in _band_batches(image, plan, band.starts, i0, batch_size, preprocess):
+                band.run_batch(windows, keys, s0)
+            band.flush(i0, postprocess, write)
     if stats is not None:
-        stats.update(
-            plan=plan,
-            n_tiles=total,
-            accumulator_shape=tuple(acc.shape),
-            accumulator_bytes=int(acc.nbytes),
-            max_batch_bytes=int(max_batch_bytes),
-            flushes=flushes,
-        )
+        stats.update(band.stats())
     return None if sink is not None else out
 
 

@@ -812,93 +812,25 @@ class Trainer:
         group = self.group
         rank, world = (group.rank, group.world) if group is not None else (0, 1)
         main = rank == 0
-        has_validation = self.validation_batch is not None
         validation_batch = _to_device(self.validation_batch, self.device, self._channels_last) if main else None
-        last_row: dict[str, float] = {}
-        sums: dict[str, torch.Tensor | float] = {}
-        count = 0
-        in_step = False
-        lrs: dict[str, float] = {}
+        run = _Running(validation_batch=validation_batch, main=main)
         interrupt = _Interrupt()
 
         def fetch(step: int) -> Any:
             batch = self.sample_batch(step_rng(cfg.seed, step), cfg.batch_size)
             return dist_utils.shard_batch(batch, rank, world)
 
-        def flush(done: int, validate: bool) -> dict[str, float]:
-            nonlocal sums, count
-            row: dict[str, float] = {"step": done}
-            if count:
-                means = _float_values(sums)
-                if group is not None:
-                    means = dist_utils.mean_floats(means, group)
-                row.update({k: v / count for k, v in means.items()})
-                if cfg.stop_on_nan:
-                    bad = [k for k, v in means.items() if not math.isfinite(v)]
-                    if bad:
-                        raise MicrorestoreError(
-                            f"training diverged: loss {bad[0]!r} is {means[bad[0]]} around step {done}; lower the "
-                            "learning rate or train in fp32 (the last checkpoint is kept)"
-                        )
-            row.update(self._lr_columns(lrs))
-            if validate:
-                values = self._validate(validation_batch) if main else {}
-                row.update(dist_utils.broadcast_json(values, group) if group is not None else values)
-            log.append(row)
-            sums, count = {}, 0
-            return row
-
-        # Without a terminal: a line every 30 s, or every 5% of the run when that comes first.
-        display = TrainingDisplay(
-            cfg.steps,
-            start=start,
-            enabled=self.progress and main,
-            log_every=max(cfg.log_every, cfg.steps // 20),
-            description="training",
-            max_seconds=cfg.max_seconds,
-        )
+        display = self._display(start, main)
         prefetch = cfg.prefetch if cfg.prefetch is not None else self.device.type != "cpu"
         prefetcher = _Prefetcher(fetch, start, end) if prefetch else None
         started = time.monotonic()
         try:
             with interrupt.installed(), display:
                 for step in range(start, end):
-                    batch = prefetcher.get(step) if prefetcher is not None else fetch(step)
-                    batch = _to_device(batch, self.device, self._channels_last)
-                    lrs = self._set_lr(step)
-                    ctx = StepContext(
-                        device=self.device,
-                        precision=self.precision,
-                        step=step,
-                        total=cfg.steps,
-                        rng=step_rng(cfg.seed, step, stream=1),
-                        optimizers=self.optimizers,
-                        scalers=self.scalers,
-                    )
-                    in_step = True
-                    losses = self.task.training_step(batch, step, ctx)
-                    for key, value in losses.items():
-                        value = value.detach() if isinstance(value, torch.Tensor) else float(value)
-                        sums[key] = sums[key] + value if key in sums else value
-                    count += 1
-                    in_step = False
+                    self._train_step(step, prefetcher.get(step) if prefetcher is not None else fetch(step), run)
                     done = self.step = step + 1
-
-                    # Every rank stops after the same step when any of them was asked to (or ran out of time).
-                    stop = interrupt.requested if group is None else dist_utils.any_flag(interrupt.requested, group)
-                    out_of_time = cfg.max_seconds is not None and time.monotonic() - started >= cfg.max_seconds
-                    if cfg.max_seconds is not None and group is not None:
-                        out_of_time = dist_utils.any_flag(out_of_time, group)
-                    final = done == cfg.steps or (out_of_time and done < end)
-                    validate = has_validation and (final or (cfg.val_every > 0 and done % cfg.val_every == 0))
-                    checkpoint = done == end or done % cfg.checkpoint_every == 0 or stop or out_of_time
-                    if checkpoint or validate or done % cfg.log_every == 0:
-                        last_row = flush(done, validate)
-                        display.update(done, {k: v for k, v in last_row.items() if k != "step"})
-                    else:
-                        display.update(done)
-                    if checkpoint:
-                        self._save(done)
+                    stop, out_of_time = self._stop_flags(interrupt, started)
+                    self._record(done, end, (stop, out_of_time), run, log, display)
                     if stop:
                         display.message(f"interrupted: checkpoint written at step {done}")
                         interrupt.reraise()
@@ -908,15 +840,125 @@ class Trainer:
         except KeyboardInterrupt:
             # A second Ctrl-C, or one outside the main thread: save only if no step was half done (and, with
             # several processes, never: the others are not there to agree).
-            if group is None and not in_step and self.step > self._saved_step and not interrupt.requested:
-                if count:
-                    flush(self.step, False)
+            if group is None and not run.in_step and self.step > self._saved_step and not interrupt.requested:
+                if run.count:
+                    self._flush(run, self.step, False, log)
                 self._save(self.step)
             raise
         finally:
             if prefetcher is not None:
                 prefetcher.close()
-        return {k: float(v) for k, v in last_row.items()}
+        return {k: float(v) for k, v in run.last_row.items()}
+
+    def _display(self, start: int, main: bool) -> TrainingDisplay:
+        """The live display; without a terminal a line every 30 s, or every 5% of the run when that comes first."""
+        cfg = self.config
+        return TrainingDisplay(
+            cfg.steps,
+            start=start,
+            enabled=self.progress and main,
+            log_every=max(cfg.log_every, cfg.steps // 20),
+            description="training",
+            max_seconds=cfg.max_seconds,
+        )
+
+    def _train_step(self, step: int, batch: Any, run: _Running) -> None:
+        """One optimisation step of the task on ``batch``; its losses are added to the running sums."""
+        cfg = self.config
+        batch = _to_device(batch, self.device, self._channels_last)
+        run.lrs = self._set_lr(step)
+        ctx = StepContext(
+            device=self.device,
+            precision=self.precision,
+            step=step,
+            total=cfg.steps,
+            rng=step_rng(cfg.seed, step, stream=1),
+            optimizers=self.optimizers,
+            scalers=self.scalers,
+        )
+        run.in_step = True
+        run.add(self.task.training_step(batch, step, ctx))
+        run.in_step = False
+
+    def _stop_flags(self, interrupt: _Interrupt, started: float) -> tuple[bool, bool]:
+        """``(interrupted, out of time)``: every rank stops after the same step when any of them has to."""
+        cfg, group = self.config, self.group
+        stop = interrupt.requested if group is None else dist_utils.any_flag(interrupt.requested, group)
+        out_of_time = cfg.max_seconds is not None and time.monotonic() - started >= cfg.max_seconds
+        if cfg.max_seconds is not None and group is not None:
+            out_of_time = dist_utils.any_flag(out_of_time, group)
+        return stop, out_of_time
+
+    def _record(
+        self,
+        done: int,
+        end: int,
+        stops: tuple[bool, bool],
+        run: _Running,
+        log: _MetricsLog,
+        display: TrainingDisplay,
+    ) -> None:
+        """After step ``done``: log a row (with validation when due), update the display, checkpoint when due.
+
+        ``stops`` is ``(interrupted, out of time)``: both checkpoint; running out of time also validates.
+        """
+        cfg = self.config
+        stop, out_of_time = stops
+        final = done == cfg.steps or (out_of_time and done < end)
+        due = final or (cfg.val_every > 0 and done % cfg.val_every == 0)
+        validate = self.validation_batch is not None and due
+        checkpoint = done == end or done % cfg.checkpoint_every == 0 or stop or out_of_time
+        if checkpoint or validate or done % cfg.log_every == 0:
+            run.last_row = self._flush(run, done, validate, log)
+            display.update(done, {k: v for k, v in run.last_row.items() if k != "step"})
+        else:
+            display.update(done)
+        if checkpoint:
+            self._save(done)
+
+    def _flush(self, run: _Running, done: int, validate: bool, log: _MetricsLog) -> dict[str, float]:
+        """Log the mean losses since the last row (averaged over ranks), learning rates and validation metrics."""
+        cfg, group = self.config, self.group
+        row: dict[str, float] = {"step": done}
+        if run.count:
+            means = _float_values(run.sums)
+            if group is not None:
+                means = dist_utils.mean_floats(means, group)
+            row.update({k: v / run.count for k, v in means.items()})
+            if cfg.stop_on_nan:
+                bad = [k for k, v in means.items() if not math.isfinite(v)]
+                if bad:
+                    raise MicrorestoreError(
+                        f"training diverged: loss {bad[0]!r} is {means[bad[0]]} around step {done}; lower the "
+                        "learning rate or train in fp32 (the last checkpoint is kept)"
+                    )
+        row.update(self._lr_columns(run.lrs))
+        if validate:
+            values = self._validate(run.validation_batch) if run.main else {}
+            row.update(dist_utils.broadcast_json(values, group) if group is not None else values)
+        log.append(row)
+        run.sums, run.count = {}, 0
+        return row
+
+
+@dataclass
+class _Running:
+    """What the training loop carries between steps: loss sums since the last logged row, and its state."""
+
+    validation_batch: Any = None
+    main: bool = True
+    sums: dict[str, torch.Tensor | float] = field(default_factory=dict)
+    count: int = 0
+    in_step: bool = False
+    lrs: dict[str, float] = field(default_factory=dict)
+    last_row: dict[str, float] = field(default_factory=dict)
+
+    def add(self, losses: Mapping[str, Any]) -> None:
+        """Add one step's losses (tensors stay on the device until the row is logged)."""
+        for key, value in losses.items():
+            value = value.detach() if isinstance(value, torch.Tensor) else float(value)
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+        self.count += 1
 
 
 def trainer_config(method_config: Any, device: str = "auto", **overrides: Any) -> TrainerConfig:

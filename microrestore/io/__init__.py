@@ -1,6 +1,7 @@
 """Image input and output: TIFF (ImageJ, OME, BigTIFF), MRC and plugin formats, axes, atomic writes.
 
-Nothing here imports torch; mrcfile and the plugin registry are imported only when a file needs them.
+Nothing here imports torch or the plugins (their formats are connected in :mod:`microrestore.formats`);
+mrcfile is imported only when a file needs it.
 """
 
 from __future__ import annotations

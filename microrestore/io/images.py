@@ -1,38 +1,40 @@
-"""Reading and writing images: TIFF (ImageJ, OME, BigTIFF) through tifffile, MRC, and plugin formats.
+"""Reading and writing images: the dispatch by format to TIFF, MRC, PNG/JPEG and plugin formats.
 
-Only numpy and tifffile are imported here; mrcfile and the plugin registry are imported when a file needs
-them, so that the command line starts fast.
+The formats' specifics live in their own modules: :mod:`microrestore.io.tiff` (ImageJ, OME, BigTIFF through
+tifffile), :mod:`microrestore.io.mrc`, :mod:`microrestore.io.pillow`; :class:`ImageData` and the checks they
+share in :mod:`microrestore.io.imagedata`. Only numpy and tifffile are imported here; mrcfile is imported when
+a file needs it, so that the command line starts fast. Formats of plugins come from
+:mod:`microrestore.formats`, where the plugin host connects them: this module never imports the plugins
+(reading a TIFF loads none).
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import io
-import json
-import logging
-import math
 import os
-import re
-import sys
-import threading
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tifffile
 
+from microrestore import formats
 from microrestore.errors import InputError
+from microrestore.io import imagedata
 from microrestore.io.atomic import atomic_path
-from microrestore.io.axes import SPATIAL_AXES, default_axes, fits_imagej_order, normalize_axes
+from microrestore.io.axes import normalize_axes
 from microrestore.io.dtypes import iter_blocks
-from microrestore.io.lazy import LazyArray
+from microrestore.io.imagedata import MAX_ELEMENTS, MEMMAP_THRESHOLD, ImageData, check_array, error_reason
 from microrestore.io.mrc import MRC_SUFFIXES, check_mrc_writable, read_mrc, write_mrc
 from microrestore.io.pillow import PILLOW_SUFFIXES, read_pillow
-from microrestore.io.rawfile import RawFileArray, reserve_space
+from microrestore.io.tiff import (
+    TIFF_SUFFIXES,
+    TIME_KEYS,
+    _check_compression,
+    _has_tiff_magic,
+    _read_tiff_image,
+    _tiff_options,
+    output_memmap,
+)
 
 __all__ = [
     "MAX_ELEMENTS",
@@ -40,136 +42,12 @@ __all__ = [
     "TIFF_SUFFIXES",
     "ImageData",
     "check_finite",
+    "check_image",
     "check_writable",
     "output_memmap",
     "read_image",
     "write_image",
 ]
-
-TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
-MEMMAP_THRESHOLD = 256 * 2**20
-"""Files larger than this (bytes) are read lazily when ``memmap=None`` and the layout allows it."""
-MAX_ELEMENTS = 2**40
-"""Images with more elements are refused as corrupt (a "dimension bomb")."""
-BIGTIFF_THRESHOLD = 2**32 - 2**25
-"""Data larger than this (bytes) is written as BigTIFF (4 GiB less room for the file structure)."""
-
-_IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
-_IMAGEJ_KEYS = frozenset(
-    "ImageJ images channels slices frames hyperstack unit spacing microrestore_axes axes shape "
-    "Info Labels Ranges LUTs Plot ROI Overlays Properties xunit yunit zunit cf c0 c1 vunit min max".split()
-)
-_SHAPED_KEYS = frozenset({"shape", "axes", "pixel_size"})
-#: Calibration of an ImageJ time-lapse (frame interval, its unit, playback rate): a restored image keeps them.
-TIME_KEYS = ("finterval", "tunit", "fps", "loop")
-OME_NAMESPACE = "microrestore"
-"""Namespace of the OME map annotation holding the axes (with their size-1 dimensions)."""
-_METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-_UNITS_UM: dict[str, float] = {
-    "um": 1.0,
-    "µm": 1.0,
-    "μm": 1.0,
-    "micron": 1.0,
-    "microns": 1.0,
-    "micrometer": 1.0,
-    "micrometre": 1.0,
-    "micrometers": 1.0,
-    "micrometres": 1.0,
-    "nm": 1e-3,
-    "nanometer": 1e-3,
-    "nanometre": 1e-3,
-    "nanometers": 1e-3,
-    "nanometres": 1e-3,
-    "mm": 1e3,
-    "millimeter": 1e3,
-    "millimetre": 1e3,
-    "cm": 1e4,
-    "m": 1e6,
-    "å": 1e-4,
-    "angstrom": 1e-4,
-    "pm": 1e-6,
-}
-_RESUNIT_UM = {3: 1e4, 4: 1e3, 5: 1.0}  # TIFF ResolutionUnit: centimetre, millimetre, micrometre
-
-
-@dataclass
-class ImageData:
-    """An image and what is known about it.
-
-    Attributes
-    ----------
-    data
-        The pixels in the file's data type; may be a read-only :class:`~microrestore.io.lazy.LazyArray` read
-        on indexing (large uncompressed files with ``pread``, see :mod:`microrestore.io.rawfile`; compressed
-        or tiled files and OME-Zarr through zarr).
-    axes
-        One letter per dimension from ``TCZYXS`` (validated and upper-cased on creation).
-    path
-        The file it came from, if any.
-    pixel_size
-        Micrometres per pixel along ``X``, ``Y`` and ``Z`` where known, e.g. ``{"X": 0.1, "Y": 0.1}``.
-    metadata
-        Other facts from the file (``format``, ImageJ keys such as ``finterval``, MRC header fields).
-    """
-
-    data: np.ndarray
-    axes: str
-    path: Path | None = None
-    pixel_size: dict[str, float] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.path is not None:
-            self.path = Path(self.path)
-        if not isinstance(self.data, (np.ndarray, LazyArray)):
-            self.data = np.asarray(self.data)
-        self.axes = normalize_axes(self.axes, self.data.shape, path=self.path)
-        self.pixel_size = _clean_pixel_size(self.pixel_size, self.axes)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The array's shape."""
-        return tuple(self.data.shape)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The array's data type."""
-        return self.data.dtype
-
-    @property
-    def ndim(self) -> int:
-        """The number of dimensions."""
-        return self.data.ndim
-
-    def spatial_axes(self, ndim_spatial: int) -> str:
-        """Return the spatial axes a method of ``ndim_spatial`` dimensions works on, in the image's order.
-
-        Parameters
-        ----------
-        ndim_spatial
-            2 for a method on ``YX`` planes, 3 for one on ``ZYX`` volumes.
-
-        Returns
-        -------
-        str
-            ``"YX"`` or ``"ZYX"`` (letters in the order they have in :attr:`axes`).
-
-        Raises
-        ------
-        InputError
-            When a 3D method is given an image without a ``Z`` axis.
-        """
-        if ndim_spatial not in (2, 3):
-            raise ValueError(f"ndim_spatial must be 2 or 3, not {ndim_spatial}")
-        wanted = SPATIAL_AXES[-ndim_spatial:]
-        missing = [c for c in wanted if c not in self.axes]
-        if missing:
-            raise InputError(
-                f"a {ndim_spatial}D method needs axes {wanted} but the image has axes {self.axes!r}; "
-                "set --axes if the metadata is wrong",
-                self.path,
-            )
-        return "".join(c for c in self.axes if c in wanted)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -208,24 +86,20 @@ def read_image(path: str | os.PathLike[str], axes: str | None = None, memmap: bo
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path)
-    if path.is_dir() and _plugin_reader(path) is None:  # folder formats (OME-Zarr) come from plugin readers
+    if path.is_dir() and formats.reader_for(path) is None:  # folder formats (OME-Zarr) come from plugin readers
         raise InputError("is a folder, not an image file", path)
     try:
         return _read_any(path, axes, memmap)
     except OSError as exc:  # permissions, I/O errors, files vanishing while read
-        raise InputError(f"cannot read the file: {exc.strerror or _reason(exc)}", path) from None
+        raise InputError(f"cannot read the file: {exc.strerror or error_reason(exc)}", path) from None
 
 
 def _read_any(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
     kind = _format_of(path)
     if kind is None:
-        reader = _plugin_reader(path)
+        reader = formats.reader_for(path)
         if reader is not None:
-            from microrestore.plugins.registry import call_plugin
-
-            plugin, name = getattr(reader, "plugin", ""), getattr(reader, "name", "")
-            image = call_plugin(plugin, f"reader {name}".strip(), reader.read, path, axes=axes)
-            return _from_plugin(image, path)
+            return _from_plugin(formats.call(reader, "reader", reader.read, path, axes=axes), path)
         if not _has_tiff_magic(path):
             raise InputError(
                 f"unsupported file type {''.join(path.suffixes[-1:]) or '(no suffix)'!r}; "
@@ -238,7 +112,7 @@ def _read_any(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
         return _read_mrc_image(path, axes, memmap)
     if kind == "pillow":
         data, metadata = read_pillow(path)
-        return ImageData(data, _resolve_axes(None, axes, data.shape, path, "YX"), path, {}, metadata)
+        return ImageData(data, imagedata.resolve_axes(None, axes, data.shape, path, "YX"), path, {}, metadata)
     return _read_tiff_image(path, axes, memmap)
 
 
@@ -253,402 +127,25 @@ def _format_of(path: Path) -> str | None:
     return None
 
 
-def _has_tiff_magic(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
-def _plugin_reader(path: Path) -> Any:
-    """Return the plugin reader for ``path``'s suffix, or ``None`` (also when plugins are unavailable)."""
-    try:
-        from microrestore.plugins import get_registry  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return get_registry().reader_for(path)
-
-
-def _plugin_writer(path: Path) -> Any:
-    """Return the plugin writer for ``path``'s suffix, or ``None`` (also when plugins are unavailable)."""
-    try:
-        from microrestore.plugins import get_registry  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return get_registry().writer_for(path)
-
-
 def _from_plugin(image: Any, path: Path) -> ImageData:
     if not isinstance(image, ImageData):
         raise InputError(f"the plugin reader returned {type(image).__name__}, not ImageData", path)
-    _check_array(tuple(image.data.shape), image.data.dtype, path, allow_complex=False)
+    check_array(tuple(image.data.shape), image.data.dtype, path, allow_complex=False)
     if image.path is None:
         image.path = path
     return image
 
 
-def _check_array(shape: tuple[int, ...], dtype: np.dtype, path: Path, *, allow_complex: bool) -> None:
-    """Refuse empty images, dimension bombs and data types the methods cannot use."""
-    shape = tuple(int(n) for n in shape)
-    if len(shape) < 2:
-        raise InputError(f"not an image: shape {shape}", path)
-    if 0 in shape:
-        raise InputError(f"empty image (shape {shape})", path)
-    count = math.prod(shape)
-    if count > MAX_ELEMENTS:
-        raise InputError(f"image too large: shape {shape} has {count} elements (at most 2**40)", path)
-    kind = np.dtype(dtype).kind
-    if kind == "c" and not allow_complex:
-        raise InputError("complex data is only supported in MRC files (OTFs)", path)
-    if kind not in "biufc":
-        raise InputError(f"unsupported data type {np.dtype(dtype)}", path)
-
-
-def _resolve_axes(
-    file_axes: str | None, user_axes: str | None, shape: tuple[int, ...], path: Path, fallback: str | None
-) -> str:
-    """Combine the axes from the metadata, the user's ``--axes`` and the format's default."""
-    user = normalize_axes(user_axes, shape, path=path) if user_axes is not None else None
-    if file_axes is not None:
-        if user is not None and user != file_axes:
-            raise InputError(f"axes {user!r} given but the file's metadata says {file_axes!r}", path)
-        return file_axes
-    if user is not None:
-        return user
-    guess = fallback or default_axes(len(shape))
-    if guess is not None:
-        return guess
-    example = {3: "ZYX or TYX", 4: "TZYX or CZYX", 5: "TCZYX"}.get(len(shape), "TCZYX")
-    raise InputError(
-        f"the image has {len(shape)} dimensions {shape} and no axes metadata; "
-        f"say what they are with --axes (e.g. --axes {example})",
-        path,
-    )
-
-
-def _clean_pixel_size(pixel_size: dict[str, float] | None, axes: str) -> dict[str, float]:
-    """Keep positive finite sizes of the spatial axes present in ``axes`` (letters upper-cased)."""
-    clean: dict[str, float] = {}
-    for key, value in (pixel_size or {}).items():
-        letter = str(key).upper()
-        try:
-            size = float(value)
-        except (TypeError, ValueError):
-            continue
-        if letter in SPATIAL_AXES and letter in axes and math.isfinite(size) and size > 0:
-            clean[letter] = size
-    return clean
-
-
 def _read_mrc_image(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
     want_map = memmap is True or (memmap is None and path.stat().st_size > MEMMAP_THRESHOLD)
     data, header = read_mrc(path, memmap=want_map)
-    _check_array(header.shape, header.dtype, path, allow_complex=True)
+    check_array(header.shape, header.dtype, path, allow_complex=True)
     fallback = {2: "YX", 3: "ZYX", 4: "TZYX"}[data.ndim]
-    final = _resolve_axes(None, axes, tuple(data.shape), path, fallback)
+    final = imagedata.resolve_axes(None, axes, tuple(data.shape), path, fallback)
     vx, vy, vz = header.voxel_size_um
     sizes = {k: v for k, v in (("X", vx), ("Y", vy), ("Z", vz)) if v is not None}
     metadata = {"format": "mrc", **header.extra}
-    return ImageData(data, final, path, _clean_pixel_size(sizes, final), metadata)
-
-
-class _TiffLog(logging.Filter):
-    """Takes tifffile's log records of the current thread: errors signal a corrupt file.
-
-    The records are kept from the log (the caller turns errors into one :class:`InputError` line); those of
-    other threads pass through untouched.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-        self.messages: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread != self.thread:
-            return True
-        if record.levelno >= logging.ERROR:
-            text = re.sub(r"^(<[^>]*>\s*)+", "", record.getMessage()).strip()
-            self.messages.append(text.splitlines()[0] if text else "corrupt file")
-        return False
-
-
-@contextlib.contextmanager
-def _tifffile_errors() -> Iterator[_TiffLog]:
-    logger = logging.getLogger("tifffile")
-    log = _TiffLog()
-    logger.addFilter(log)
-    try:
-        yield log
-    finally:
-        logger.removeFilter(log)
-
-
-def _reason(exc: BaseException) -> str:
-    text = re.sub(r"^(<[^>]*>\s*)+", "", str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _read_tiff_image(path: Path, axes: str | None, memmap: bool | None) -> ImageData:
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError("not a readable TIFF: empty file (0 bytes)", path)
-    if not _has_tiff_magic(path):
-        raise InputError("not a readable TIFF: the file does not start with a TIFF header", path)
-    with _tifffile_errors() as log:
-        try:
-            with tifffile.TiffFile(path) as tif:
-                return _read_open_tiff(tif, path, size, axes, memmap, log)
-        except (InputError, MemoryError, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            reason = log.messages[0] if log.messages else _reason(exc)
-            raise InputError(f"not a readable TIFF: {reason}", path) from None
-
-
-def _read_open_tiff(
-    tif: tifffile.TiffFile, path: Path, size: int, axes: str | None, memmap: bool | None, log: _TiffLog
-) -> ImageData:
-    if not tif.series or not tif.pages:
-        raise InputError("not a readable TIFF: no image data", path)
-    series = tif.series[0]
-    shape = tuple(int(n) for n in series.shape)
-    dtype = np.dtype(series.dtype)
-    _check_array(shape, dtype, path, allow_complex=False)
-    page = tif.pages.first
-    _check_truncation(tif, series, path, size, shape, dtype)
-    if log.messages:
-        raise InputError(f"not a readable TIFF: {log.messages[0]}", path)
-    file_axes, shape_axes = _tiff_axes(tif, series, shape)
-    contiguous = series.dataoffset is not None and dtype.kind != "b"
-    native = dtype.itemsize == 1 or tif.byteorder == ("<" if sys.byteorder == "little" else ">")
-    want_map = memmap is True or (memmap is None and size > MEMMAP_THRESHOLD)
-    decoded = math.prod(shape) * dtype.itemsize
-    _check_expansion(path, size, decoded, whole=False)
-    mapped = want_map and contiguous and native
-    lazy = _lazy_tiff(path) if memmap is True and not (contiguous and native) else None
-    if not mapped and lazy is None and memmap is not False and decoded > _available_memory():
-        lazy = _lazy_tiff(path)  # too large to decode at once: chunk by chunk when zarr is installed
-    if not mapped and lazy is None:
-        _check_expansion(path, size, decoded, whole=True)
-    if mapped:  # read on indexing with pread: no SIGBUS if the file shrinks
-        data: np.ndarray | LazyArray = LazyArray(RawFileArray(path, dtype, shape, int(series.dataoffset)))
-    elif lazy is not None:
-        data = lazy
-    else:
-        data = series.asarray()
-        if log.messages:
-            raise InputError(f"not a readable TIFF: {log.messages[0]}", path)
-    if tuple(data.shape) != shape:
-        raise InputError(f"not a readable TIFF: data shape {data.shape} differs from {shape}", path)
-    if shape_axes is not None:
-        file_axes, new_shape = shape_axes
-        data = data.reshape(new_shape)
-    final = _resolve_axes(file_axes, axes, tuple(data.shape), path, None)
-    sizes = _tiff_pixel_size(tif, page)
-    return ImageData(data, final, path, _clean_pixel_size(sizes, final), _tiff_metadata(tif))
-
-
-def _lazy_tiff(path: Path) -> LazyArray | None:
-    """The first series of a compressed or tiled TIFF read chunk by chunk through zarr (``None`` without zarr)."""
-    try:
-        import zarr
-    except ImportError:
-        return None
-    store = tifffile.imread(path, aszarr=True, series=0, level=0)
-    return LazyArray(zarr.open_array(store, mode="r"))
-
-
-def _check_expansion(path: Path, size: int, decoded: int, *, whole: bool) -> None:
-    """Refuse a decompression bomb before decoding: pixels far larger than the file, or than the memory.
-
-    Parameters
-    ----------
-    path
-        The file (named in the message).
-    size
-        Its size in bytes.
-    decoded
-        Bytes its pixels declare.
-    whole
-        The pixels are about to be decoded into memory at once: also compare them with the available memory.
-    """
-    from microrestore.limits import MAX_IMAGE_RATIO, expands_too_far
-
-    if expands_too_far(decoded, size, MAX_IMAGE_RATIO):
-        raise InputError(
-            f"the image declares {decoded} bytes of pixels in a {size}-byte file (more than "
-            f"{MAX_IMAGE_RATIO:.0f}-fold); refusing a possible decompression bomb",
-            path,
-        )
-    available = _available_memory() if whole else None
-    if available is not None and decoded > available:
-        raise InputError(
-            f"decoding the image needs {decoded / 2**30:.1f} GiB of memory, {available / 2**30:.1f} GiB are "
-            "available; install the zarr package to read it chunk by chunk, or store it uncompressed",
-            path,
-        )
-
-
-def _available_memory() -> int:
-    """Available host memory in bytes (no limit known: a very large number)."""
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:  # psutil missing or unable to say
-        return 2**62
-
-
-def _check_truncation(
-    tif: tifffile.TiffFile, series: Any, path: Path, size: int, shape: tuple[int, ...], dtype: np.dtype
-) -> None:
-    """Compare the bytes the file's structure promises with the file's size (uncompressed data only)."""
-    nbytes = math.prod(shape) * dtype.itemsize
-    if series.dataoffset is not None and dtype.kind != "b":
-        expected = int(series.dataoffset) + nbytes
-        if expected > size:
-            raise InputError(f"truncated: expected {expected} bytes, found {size}", path)
-    ij = tif.imagej_metadata if tif.is_imagej else None
-    first = tif.pages.first
-    if ij and isinstance(ij.get("images"), int) and first.is_contiguous and first.dataoffsets:
-        expected = int(first.dataoffsets[0]) + int(ij["images"]) * int(first.nbytes)
-        if expected > size:
-            raise InputError(f"truncated: expected {expected} bytes, found {size}", path)
-
-
-def _usable_axes(axes: str) -> str | None:
-    """Return tifffile's axes when they are all TCZYXS letters (``Q``, ``I`` etc. mean "unknown")."""
-    try:
-        return normalize_axes(axes) if axes and set(axes) <= set("TCZYXS") else None
-    except InputError:
-        return None
-
-
-def _tiff_axes(
-    tif: tifffile.TiffFile, series: Any, shape: tuple[int, ...]
-) -> tuple[str | None, tuple[str, tuple[int, ...]] | None]:
-    """Return the axes the metadata gives, and the unsqueezed axes and shape we stored in the file.
-
-    tifffile drops dimensions of size 1 from ImageJ and OME series; the axes :func:`write_image` stored
-    (an ImageJ key, an OME map annotation) bring them back.
-    """
-    file_axes = _usable_axes(series.axes)
-    stored = _stored_axes(tif)
-    if stored is None:
-        return file_axes, None
-    full_axes, full_shape = series.get_axes(False), tuple(series.get_shape(False))
-    if len(full_axes) != len(full_shape) or not set(stored) <= set(full_axes):
-        return file_axes, None
-    sizes = dict(zip(full_axes, full_shape, strict=True))
-    if any(n != 1 for c, n in sizes.items() if c not in stored):
-        return file_axes, None
-    new_shape = tuple(int(sizes[c]) for c in stored)
-    kept_stored = [c for c in stored if sizes[c] != 1]
-    kept_file = [c for c, n in zip(series.axes, shape, strict=True) if n != 1]
-    if kept_stored != kept_file or math.prod(new_shape) != math.prod(shape):
-        return file_axes, None
-    return stored, (stored, new_shape)
-
-
-def _stored_axes(tif: tifffile.TiffFile) -> str | None:
-    """Return the axes :func:`write_image` stored in an ImageJ or OME file, if any."""
-    stored: Any = None
-    if tif.is_imagej and tif.imagej_metadata:
-        stored = tif.imagej_metadata.get("microrestore_axes")
-    elif tif.is_ome and tif.ome_metadata:
-        with contextlib.suppress(ET.ParseError):
-            root = ET.fromstring(tif.ome_metadata)
-            for annotation in root.iterfind(".//{*}MapAnnotation"):
-                if annotation.get("Namespace") == OME_NAMESPACE:
-                    for item in annotation.iterfind(".//{*}M"):
-                        if item.get("K") == "axes":
-                            stored = item.text
-    return _usable_axes(stored) if isinstance(stored, str) else None
-
-
-def _unit_factor(unit: Any) -> float | None:
-    """Return micrometres per ``unit`` (``micron``, ``µm``, ``nm``, escaped ``µm``, ...) or ``None``."""
-    if not isinstance(unit, str):
-        return None
-    text = unit.strip()
-    if "\\u" in text and text.isascii():
-        with contextlib.suppress(UnicodeDecodeError):
-            text = codecs.decode(text, "unicode_escape")
-    return _UNITS_UM.get(text.lower())
-
-
-def _rational(tag: Any) -> float | None:
-    value = getattr(tag, "value", None)
-    if not isinstance(value, tuple) or len(value) != 2 or not value[0] or not value[1]:
-        return None
-    return float(value[0]) / float(value[1])
-
-
-def _round(value: float) -> float:
-    """Round to 7 significant digits: ImageJ stores resolutions as fractions over 1000000."""
-    return float(f"{value:.7g}")
-
-
-def _tiff_pixel_size(tif: tifffile.TiffFile, page: Any) -> dict[str, float]:
-    """Micrometres per pixel from our own metadata, OME, ImageJ or the resolution tags (in that order)."""
-    shaped = tif.shaped_metadata[0] if tif.is_shaped and tif.shaped_metadata else None
-    if shaped and isinstance(shaped.get("pixel_size"), dict):
-        return dict(shaped["pixel_size"])
-    if tif.is_ome and tif.ome_metadata:
-        sizes = _ome_pixel_size(tif.ome_metadata)
-        if sizes:
-            return sizes
-    x_res, y_res = _rational(page.tags.get("XResolution")), _rational(page.tags.get("YResolution"))
-    ij = tif.imagej_metadata if tif.is_imagej else None
-    factor = _unit_factor(ij.get("unit")) if ij else None
-    if factor is None:
-        unit_tag = page.tags.get("ResolutionUnit")
-        factor = _RESUNIT_UM.get(int(unit_tag.value)) if unit_tag is not None else None
-    if factor is None:
-        return {}
-    sizes = {}
-    for letter, res in (("X", x_res), ("Y", y_res)):
-        if res:
-            sizes[letter] = _round(factor / res)
-    spacing = ij.get("spacing") if ij else None
-    if isinstance(spacing, (int, float)) and spacing > 0:
-        sizes["Z"] = _round(float(spacing) * factor)
-    return sizes
-
-
-def _ome_pixel_size(xml: str) -> dict[str, float]:
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError:
-        return {}
-    pixels = root.find("./{*}Image/{*}Pixels")
-    if pixels is None:
-        return {}
-    sizes = {}
-    for letter in "XYZ":
-        value = pixels.get(f"PhysicalSize{letter}")
-        factor = _unit_factor(pixels.get(f"PhysicalSize{letter}Unit", "µm"))
-        with contextlib.suppress(ValueError):
-            if value is not None and factor is not None:
-                sizes[letter] = _round(float(value) * factor)
-    return sizes
-
-
-def _tiff_metadata(tif: tifffile.TiffFile) -> dict[str, Any]:
-    """Return the file's format and its free-form key/value metadata (ImageJ keys, our JSON description)."""
-    fmt = "ome" if tif.is_ome else "imagej" if tif.is_imagej else "tiff"
-    metadata: dict[str, Any] = {"format": fmt}
-    if tif.is_bigtiff:
-        metadata["bigtiff"] = True
-    source: dict[str, Any] = {}
-    if tif.is_imagej and tif.imagej_metadata:
-        source = {k: v for k, v in tif.imagej_metadata.items() if k not in _IMAGEJ_KEYS}
-    elif tif.is_shaped and tif.shaped_metadata:
-        source = {k: v for k, v in tif.shaped_metadata[0].items() if k not in _SHAPED_KEYS}
-    for key, value in source.items():
-        if key != "format" and isinstance(value, (str, int, float, bool, list, dict)):
-            metadata[key] = value
-    return metadata
+    return ImageData(data, final, path, imagedata.clean_pixel_size(sizes, final), metadata)
 
 
 def kept_metadata(image: ImageData) -> dict[str, Any]:
@@ -685,6 +182,23 @@ def check_finite(image: ImageData | np.ndarray, path: str | os.PathLike[str] | N
         bad += block.size - int(np.count_nonzero(np.isfinite(block)))
     if bad:
         raise InputError(f"contains {bad} NaN/Inf values", where)
+
+
+def check_image(image: ImageData) -> None:
+    """Refuse empty images, non-numeric or complex data and images holding NaN or Inf, naming the file.
+
+    Raises
+    ------
+    InputError
+        One line naming the image's file and the problem.
+    """
+    if image.data.size == 0 or 0 in image.data.shape:
+        raise InputError(f"empty image (shape {tuple(image.data.shape)})", image.path)
+    if not (np.issubdtype(image.data.dtype, np.number) or image.data.dtype == bool):
+        raise InputError(f"unsupported pixel type {image.data.dtype}", image.path)
+    if image.data.dtype.kind == "c":  # MRC mode 4 (OTFs): no method restores complex values
+        raise InputError(f"complex data ({image.data.dtype}) cannot be restored; give a real-valued image", image.path)
+    check_finite(image)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -732,7 +246,7 @@ def write_image(
     path = Path(path)
     data = data if isinstance(data, np.ndarray) else np.asarray(data)
     axes = normalize_axes(axes, data.shape, path=path)
-    sizes = _clean_pixel_size(pixel_size, axes)
+    sizes = imagedata.clean_pixel_size(pixel_size, axes)
     kind = _format_of(path)
     check_writable(path, tuple(data.shape), data.dtype, axes)
     if kind == "mrc":
@@ -740,7 +254,7 @@ def write_image(
             write_mrc(tmp, data, axes, sizes)
         return path
     if kind is None or kind == "pillow":  # PNG/JPEG are read, never written (8-bit, or lossy)
-        writer = _plugin_writer(path)
+        writer = formats.writer_for(path)
         if writer is None:
             raise InputError(
                 f"cannot write {''.join(path.suffixes[-1:]) or 'files without a suffix'!r} files; "
@@ -748,12 +262,9 @@ def write_image(
                 path,
             )
         with atomic_path(path, keep_name=True, replace_folder=True) as tmp:
-            from microrestore.plugins.registry import call_plugin
-
-            plugin, name = getattr(writer, "plugin", ""), getattr(writer, "name", "")
-            call_plugin(
-                plugin,
-                f"writer {name}".strip(),
+            formats.call(
+                writer,
+                "writer",
                 writer.write,
                 tmp,
                 data,
@@ -794,160 +305,4 @@ def check_writable(path: str | os.PathLike[str], shape: tuple[int, ...], dtype: 
     if kind == "mrc":
         check_mrc_writable(shape, dtype, axes, path)
     elif kind == "tiff":
-        _check_array(shape, np.dtype(dtype), path, allow_complex=False)
-
-
-def _check_compression(compression: str | None, dtype: np.dtype, path: Path) -> None:
-    """Refuse a compression tifffile cannot apply here (unknown, or its codec is not installed)."""
-    if compression is None:
-        return
-    try:
-        tifffile.imwrite(io.BytesIO(), np.zeros((2, 2), dtype), compression=compression, photometric="minisblack")
-    except Exception as exc:
-        raise InputError(f"cannot write with compression {compression!r}: {_reason(exc)}", path) from None
-
-
-def _metadata_items(metadata: dict[str, Any] | None, *, scalars_only: bool, reserved: frozenset[str]) -> dict:
-    """Return the user metadata a TIFF flavour can store: simple keys, no reserved names, JSON-able values."""
-    items: dict[str, Any] = {}
-    for key, value in (metadata or {}).items():
-        if not isinstance(key, str) or not _METADATA_KEY.match(key) or key in reserved or key == "format":
-            continue
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, bool | int | float | str):
-            if isinstance(value, str) and ("\n" in value or "\r" in value) and scalars_only:
-                continue
-            if isinstance(value, float) and not math.isfinite(value):
-                continue
-            items[key] = value
-        elif not scalars_only:
-            with contextlib.suppress(TypeError, ValueError):
-                json.dumps(value, allow_nan=False)
-                items[key] = value
-    return items
-
-
-def _tiff_options(
-    path: Path,
-    shape: tuple[int, ...],
-    dtype: np.dtype,
-    axes: str,
-    sizes: dict[str, float],
-    metadata: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """Return tifffile keyword arguments for an ImageJ, OME or plain TIFF holding ``axes`` and ``sizes``."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    bigtiff = nbytes > BIGTIFF_THRESHOLD
-    rgb = axes.endswith("YXS") and shape[-1] in (3, 4)
-    name = path.name.lower()
-    ome = name.endswith((".ome.tif", ".ome.tiff")) and (rgb or ("S" not in axes and axes.endswith("YX")))
-    native = dtype.newbyteorder("=")
-    # tifffile's ImageJ writer mangles planes one pixel high or wide: those go to a plain TIFF
-    thin = min(shape[axes.index("Y")], shape[axes.index("X")]) == 1
-    imagej = not ome and not bigtiff and not thin and native in _IMAGEJ_DTYPES and fits_imagej_order(axes)
-    options: dict[str, Any] = {
-        "bigtiff": bigtiff,
-        "photometric": "rgb" if rgb else "minisblack",
-        "imagej": imagej,
-        "ome": ome,
-    }
-    has_xy = "X" in sizes and "Y" in sizes
-    if imagej:
-        meta = _metadata_items(metadata, scalars_only=True, reserved=_IMAGEJ_KEYS)
-        meta.update(axes=axes, microrestore_axes=axes)
-        if has_xy:
-            options["resolution"] = (1 / sizes["X"], 1 / sizes["Y"])
-            meta["unit"] = "micron"
-            if "Z" in sizes:
-                meta["spacing"] = sizes["Z"]
-        options["metadata"] = meta
-        return options
-    if has_xy:
-        options["resolution"] = (1e4 / sizes["X"], 1e4 / sizes["Y"])
-        options["resolutionunit"] = "CENTIMETER"
-    if ome:
-        meta: dict[str, Any] = {"axes": axes, "MapAnnotation": {"Namespace": OME_NAMESPACE, "axes": axes}}
-        for letter, value in sizes.items():
-            meta[f"PhysicalSize{letter}"] = value
-            meta[f"PhysicalSize{letter}Unit"] = "µm"
-        options["metadata"] = meta
-    else:
-        meta = _metadata_items(metadata, scalars_only=False, reserved=_SHAPED_KEYS)
-        meta.update(axes=axes, pixel_size=sizes)
-        options["metadata"] = meta
-    return options
-
-
-@contextlib.contextmanager
-def output_memmap(
-    path: str | os.PathLike[str],
-    shape: tuple[int, ...],
-    dtype: np.dtype | type | str,
-    axes: str,
-    pixel_size: dict[str, float] | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> Iterator[RawFileArray]:
-    """Create an uncompressed TIFF and yield its pixels as a writable file array; publish it only on success.
-
-    The file is created under a temporary name in the destination folder and renamed to ``path`` when the
-    block exits without an exception; otherwise it is deleted. No partial output is ever left at ``path``.
-
-    Design (the name is historical: nothing is memory-mapped). Writing through a memory map of a sparse
-    file kills the process with ``SIGBUS`` when the disk fills up, leaving the temporary file behind.
-    Here tifffile writes the file's structure with the pixels as a hole, the pixels' blocks are reserved
-    at once with ``posix_fallocate`` (a full disk is reported before any computation, naming ``path`` and
-    the bytes needed), and the yielded :class:`~microrestore.io.rawfile.RawFileArray` writes each block with
-    ``pwrite``, whose errors (a file system that cannot reserve space, an I/O error) are exceptions that
-    :func:`~microrestore.io.atomic.atomic_path` turns into one line naming ``path``.
-
-    Parameters
-    ----------
-    path
-        Destination ``.tif``/``.tiff`` (``.ome.tif`` for OME-TIFF).
-    shape
-        The image's shape.
-    dtype
-        Its data type.
-    axes
-        One letter per dimension.
-    pixel_size
-        Micrometres per pixel along ``X``, ``Y``, ``Z``.
-    metadata
-        Extra key/value pairs, as for :func:`write_image`.
-
-    Yields
-    ------
-    RawFileArray
-        Writable (``out[index] = block``) and readable, of ``shape`` and ``dtype``, initially zero.
-
-    Raises
-    ------
-    InputError
-        For a destination that is not a TIFF, for impossible shapes and types, or for a destination that
-        cannot be written (read-only, no permission, a file where a folder should be).
-    MicrorestoreError
-        When the device has no room for the file, or a write fails.
-    """
-    path = Path(path)
-    shape = tuple(int(n) for n in shape)
-    dtype = np.dtype(dtype)
-    axes = normalize_axes(axes, shape, path=path)
-    if _format_of(path) != "tiff":
-        raise InputError("streamed output must be a .tif or .tiff file", path)
-    _check_array(shape, dtype, path, allow_complex=False)
-    sizes = _clean_pixel_size(pixel_size, axes)
-    options = _tiff_options(path, shape, dtype, axes, sizes, metadata)
-    with atomic_path(path) as tmp:
-        result = tifffile.imwrite(
-            tmp, shape=shape, dtype=dtype, returnoffset=True, align=tifffile.TIFF.ALLOCATIONGRANULARITY, **options
-        )
-        if result is None:
-            raise InputError("cannot stream this image into a TIFF file (its layout is not contiguous)", path)
-        out = RawFileArray(tmp, dtype, shape, int(result[0]), writable=True, name=path)
-        try:
-            reserve_space(out.fileno(), tmp.stat().st_size, path)
-            yield out
-        finally:
-            out.close()
+        check_array(shape, np.dtype(dtype), path, allow_complex=False)

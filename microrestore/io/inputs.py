@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from microrestore import formats
 from microrestore.errors import InputError
 from microrestore.io.atomic import make_folder
 from microrestore.io.pillow import PILLOW_SUFFIXES
@@ -19,14 +20,6 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".mrc", ".st", ".ali")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-def _registry() -> Any:
-    try:
-        from microrestore.plugins import get_registry  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return get_registry()
-
-
 def image_suffixes() -> tuple[str, ...]:
     """Return :data:`IMAGE_SUFFIXES`, the read-only PNG/JPEG suffixes and those of plugin readers (lower case).
 
@@ -35,11 +28,7 @@ def image_suffixes() -> tuple[str, ...]:
     tuple of str
         Suffixes with their leading dot.
     """
-    registry = _registry()
-    extra: list[str] = []
-    for reader in getattr(registry, "readers", None) or []:
-        extra.extend(s.lower() if s.startswith(".") else f".{s.lower()}" for s in reader.suffixes)
-    return tuple(dict.fromkeys((*IMAGE_SUFFIXES, *PILLOW_SUFFIXES, *extra)))
+    return tuple(dict.fromkeys((*IMAGE_SUFFIXES, *PILLOW_SUFFIXES, *formats.reader_suffixes())))
 
 
 def _is_image(path: Path, suffixes: tuple[str, ...]) -> bool:
@@ -52,11 +41,7 @@ def _is_folder_image(path: Path) -> bool:
     """A folder that a plugin reader reads as one image (OME-Zarr)."""
     if not path.is_dir():
         return False
-    name = path.name.lower()
-    for reader in getattr(_registry(), "readers", None) or []:
-        if any(name.endswith(s.lower() if s.startswith(".") else f".{s.lower()}") for s in reader.suffixes):
-            return True
-    return False
+    return path.name.lower().endswith(formats.reader_suffixes())
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -133,8 +118,7 @@ def _writable_suffix(path: Path) -> bool:
     name = path.name.lower()
     if name.endswith(IMAGE_SUFFIXES):
         return True
-    registry = _registry()
-    return registry is not None and registry.writer_for(path) is not None
+    return formats.writer_for(path) is not None
 
 
 def _output_name(source: Path, suffix: str | None) -> str:

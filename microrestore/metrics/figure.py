@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -277,6 +277,66 @@ def histogram_edges(img: np.ndarray, bins: int) -> np.ndarray:
     return np.linspace(lo, hi, bins + 1)
 
 
+def _figure_images(
+    predictions: Mapping[Any, ArrayLike], gt: ArrayLike, input: ArrayLike | None
+) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """The ground truth and the named columns (input, predictions, ground truth), all 2D of one shape."""
+    g = _as_image(gt, "ground truth")
+    if not predictions:
+        raise InputError("no prediction to show")
+    images: list[tuple[str, np.ndarray]] = []
+    if input is not None:
+        images.append(("input", _as_image(input, "input")))
+    images.extend((str(name), _as_image(p, str(name))) for name, p in predictions.items())
+    images.append(("ground truth", g))
+    for name, img in images:
+        if img.shape != g.shape:
+            raise InputError(f"{name} shape {img.shape} does not match ground truth shape {g.shape}")
+    return g, images
+
+
+def _display_range(g: np.ndarray) -> tuple[float, float]:
+    """The ground truth's 0.5 and 99.8 percentiles (its range, or a unit span, when they coincide)."""
+    lo, hi = (float(v) for v in np.percentile(g, [0.5, 99.8]))
+    if not hi > lo:
+        lo, hi = float(g.min()), float(g.max())
+        if not hi > lo:
+            hi = lo + 1.0
+    return lo, hi
+
+
+def _draw_histograms(
+    axh: Any,
+    images: list[tuple[str, np.ndarray]],
+    maps: Mapping[str, tuple[float, float]],
+    colors: Mapping[str, str],
+    bins: int,
+    saturation_dtype: DTypeLike | None,
+) -> None:
+    """Each column's intensity histogram (mapped like its panel, log density), saturated pixels in its label."""
+    span, floor = [np.inf, -np.inf], np.inf
+    for name, img in images:
+        scale, offset = maps[name]
+        raw_edges = histogram_edges(img, bins)
+        counts, _ = np.histogram(img, bins=raw_edges)
+        edges = raw_edges * scale + offset
+        if scale < 0:
+            edges, counts = edges[::-1], counts[::-1]
+        density = counts / np.diff(edges)
+        dt = np.dtype(
+            saturation_dtype if saturation_dtype is not None else (img.dtype if img.dtype.kind in "iu" else np.uint16)
+        )
+        n_sat = saturation_count(img, dt)
+        limit = np.iinfo(dt).max if dt.kind in "iu" else "inf"
+        label = name + (f" ({n_sat} pixels saturated at {limit})" if n_sat else "")
+        axh.stairs(density, edges, color=colors[name], linewidth=1.3, label=label)
+        span = [min(span[0], float(edges[0])), max(span[1], float(edges[-1]))]
+        floor = min(floor, float(density[density > 0].min(initial=np.inf)))
+    axh.set_yscale("log")
+    axh.set_ylim(bottom=(floor if np.isfinite(floor) else 1.0) * 0.5)
+    axh.set_xlim(*span)
+
+
 def draw_evaluation_figure(
     pred: Predictions,
     gt: ArrayLike,
@@ -317,18 +377,8 @@ def draw_evaluation_figure(
 
     if fit not in ("affine", "none"):
         raise InputError(f"fit must be 'affine' or 'none', got {fit!r}")
-    g = _as_image(gt, "ground truth")
     predictions = dict(pred) if isinstance(pred, Mapping) else {"prediction": pred}
-    if not predictions:
-        raise InputError("no prediction to show")
-    images: list[tuple[str, np.ndarray]] = []
-    if input is not None:
-        images.append(("input", _as_image(input, "input")))
-    images.extend((str(name), _as_image(p, str(name))) for name, p in predictions.items())
-    images.append(("ground truth", g))
-    for name, img in images:
-        if img.shape != g.shape:
-            raise InputError(f"{name} shape {img.shape} does not match ground truth shape {g.shape}")
+    g, images = _figure_images(predictions, gt, input)
     if bins < 2:
         raise InputError(f"bins must be at least 2, got {bins}")
     shown_names = [name for name, _ in images if name != "ground truth"]
@@ -337,11 +387,7 @@ def draw_evaluation_figure(
     maps = {name: (1.0, 0.0) if name == "ground truth" else _fitted(img, g, fit) for name, img in images}
 
     zy, zx, zh, zw = _zoom_box(g, zoom)
-    lo, hi = (float(v) for v in np.percentile(g, [0.5, 99.8]))
-    if not hi > lo:
-        lo, hi = float(g.min()), float(g.max())
-        if not hi > lo:
-            hi = lo + 1.0
+    lo, hi = _display_range(g)
 
     n = len(images)
     width, height = figure_size(g.shape, (zh, zw), n, title is not None)
@@ -394,27 +440,7 @@ def draw_evaluation_figure(
 
     hist_y = cbar_y + _CBAR_IN
     axh = fig.add_axes(rect(_MARGIN_IN + 0.5, hist_y, row_w - 0.5, _PANEL_IN * _HIST_RATIO))
-    span, floor = [np.inf, -np.inf], np.inf
-    for name, img in images:
-        scale, offset = maps[name]
-        raw_edges = histogram_edges(img, bins)
-        counts, _ = np.histogram(img, bins=raw_edges)
-        edges = raw_edges * scale + offset
-        if scale < 0:
-            edges, counts = edges[::-1], counts[::-1]
-        density = counts / np.diff(edges)
-        dt = np.dtype(
-            saturation_dtype if saturation_dtype is not None else (img.dtype if img.dtype.kind in "iu" else np.uint16)
-        )
-        n_sat = saturation_count(img, dt)
-        limit = np.iinfo(dt).max if dt.kind in "iu" else "inf"
-        label = name + (f" ({n_sat} pixels saturated at {limit})" if n_sat else "")
-        axh.stairs(density, edges, color=colors[name], linewidth=1.3, label=label)
-        span = [min(span[0], float(edges[0])), max(span[1], float(edges[-1]))]
-        floor = min(floor, float(density[density > 0].min(initial=np.inf)))
-    axh.set_yscale("log")
-    axh.set_ylim(bottom=(floor if np.isfinite(floor) else 1.0) * 0.5)
-    axh.set_xlim(*span)
+    _draw_histograms(axh, images, maps, colors, bins, saturation_dtype)
     axh.set_xlabel("intensity (ground-truth units)" if fit == "affine" else "intensity")
     axh.set_ylabel("pixels per unit intensity")
     axh.legend(fontsize=8, frameon=False)

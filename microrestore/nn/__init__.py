@@ -14,12 +14,13 @@ Importing this package imports torch.
 from microrestore.nn.dfcan import DFCAN, FCAB, FourierChannelAttention, apodize2d
 from microrestore.nn.features import FEATURE_NETWORKS, MicroscopyFeatures, feature_network
 from microrestore.nn.fnsm import FNSM, FNSMInput, fnsm_report, otf_cutoff
+from microrestore.nn.layers import chain_receptive_radius, layer_class, make_activation, make_norm
 from microrestore.nn.patchgan import PatchGAN
 from microrestore.nn.rcan import RCAB, RCAN, ChannelAttention, ResidualGroup
 from microrestore.nn.rdl_denoiser import RDLDenoiser
 from microrestore.nn.registry import NETWORKS, build_network, count_parameters, register_network
 from microrestore.nn.resnet import ResnetBlock, ResnetGenerator, UNetGenerator, init_weights
-from microrestore.nn.unet import UNet, chain_receptive_radius, layer_class, make_activation, make_norm
+from microrestore.nn.unet import UNet
 from microrestore.nn.vgg import VGG19, VGGFeatures
 
 __all__ = [

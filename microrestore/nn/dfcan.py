@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from microrestore.nn.unet import make_activation
+from microrestore.nn.layers import make_activation
 
 __all__ = ["DFCAN", "FCAB", "FCAResidualGroup", "FourierChannelAttention", "apodize2d"]
 
@@ -168,7 +168,7 @@ class DFCAN(nn.Module):
     gamma
         Exponent on the amplitude spectrum in each FCA (0.1).
     output_activation
-        ``sigmoid`` (the authors') or any name of :func:`~microrestore.nn.unet.make_activation`.
+        ``sigmoid`` (the authors') or any name of :func:`~microrestore.nn.layers.make_activation`.
 
     Attributes
     ----------

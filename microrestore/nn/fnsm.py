@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from microrestore.nn.unet import check_ndim, layer_class
+from microrestore.nn.layers import check_ndim, layer_class
 
 __all__ = ["FNSM", "FNSMInput", "fnsm_report", "otf_cutoff"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from microrestore.nn.layers import check_ndim, layer_class, make_norm
 from microrestore.nn.resnet import init_weights
-from microrestore.nn.unet import check_ndim, layer_class, make_norm
 
 __all__ = ["PatchGAN"]
 

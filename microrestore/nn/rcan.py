@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from microrestore.nn.unet import check_ndim, layer_class, make_activation
+from microrestore.nn.layers import check_ndim, layer_class, make_activation
 
 __all__ = ["RCAB", "RCAN", "ChannelAttention", "ResidualGroup"]
 

@@ -1,7 +1,7 @@
 """The rDL-SIM denoiser (Qiao et al., Nat. Biotechnol. 2022): a two-branch RCAN for raw SIM frames.
 
 It denoises the 3 phases of one pattern orientation, given as a second input the 3 pattern-modulated images
-generated from the SR estimate (:mod:`microrestore.sim.patterns`). Layer for layer as the authors'
+generated from the SR estimate (:mod:`microrestore.structured_illumination.patterns`). Layer for layer as the authors'
 ``src/models/rDL_Denoiser.py``, with the blocks of :mod:`microrestore.nn.rcan`:
 
 - each branch: conv3 to ``channels`` (64), LeakyReLU(0.2), ``n`` residual groups (2 on the generated images,
@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from microrestore.nn.layers import make_activation
 from microrestore.nn.rcan import ChannelAttention, ResidualGroup
-from microrestore.nn.unet import make_activation
 
 __all__ = ["RDLBranch", "RDLDenoiser"]
 

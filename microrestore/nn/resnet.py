@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from microrestore.nn.unet import (
+from microrestore.nn.layers import (
     chain_receptive_radius,
     check_ndim,
     check_spatial_multiple,

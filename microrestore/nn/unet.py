@@ -1,4 +1,4 @@
-"""CARE's U-Net (Weigert et al., Nat. Methods 2018), and the dimension-generic layer helpers of :mod:`microrestore.nn`.
+"""CARE's U-Net (Weigert et al., Nat. Methods 2018); its layer helpers are in :mod:`microrestore.nn.layers`.
 
 The U-Net follows CSBDeep's ``unet_block`` and ``common_unet`` layer for layer, so that a CARE model here has
 the same widths (and parameter count) as one trained with CSBDeep:
@@ -18,156 +18,20 @@ and out the 2D network has 332,641 parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = [
-    "UNet",
-    "chain_receptive_radius",
-    "layer_class",
-    "make_activation",
-    "make_norm",
-]
+from microrestore.nn.layers import (
+    check_ndim,
+    check_spatial_multiple,
+    layer_class,
+    make_activation,
+)
 
-_LAYERS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
-    "conv": (nn.Conv2d, nn.Conv3d),
-    "conv_transpose": (nn.ConvTranspose2d, nn.ConvTranspose3d),
-    "max_pool": (nn.MaxPool2d, nn.MaxPool3d),
-    "adaptive_avg_pool": (nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d),
-    "batch_norm": (nn.BatchNorm2d, nn.BatchNorm3d),
-    "instance_norm": (nn.InstanceNorm2d, nn.InstanceNorm3d),
-}
-
-ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "gelu", "tanh", "sigmoid", "linear")
-NORMS: tuple[str, ...] = ("instance", "batch", "none")
-
-
-def check_ndim(ndim: int) -> int:
-    """Return ``ndim`` when it is 2 or 3.
-
-    Raises
-    ------
-    ValueError
-        For any other number of spatial dimensions.
-    """
-    if ndim not in (2, 3):
-        raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
-    return int(ndim)
-
-
-def layer_class(kind: str, ndim: int) -> Any:
-    """Return the torch layer class of ``kind`` for ``ndim`` spatial dimensions.
-
-    Parameters
-    ----------
-    kind
-        One of ``conv``, ``conv_transpose``, ``max_pool``, ``adaptive_avg_pool``, ``batch_norm``,
-        ``instance_norm``.
-    ndim
-        2 or 3.
-
-    Returns
-    -------
-    type
-        E.g. ``nn.Conv3d`` for ``layer_class("conv", 3)``.
-    """
-    if kind not in _LAYERS:
-        raise ValueError(f"unknown layer kind {kind!r}; valid kinds: {', '.join(_LAYERS)}")
-    return _LAYERS[kind][check_ndim(ndim) - 2]
-
-
-def make_activation(name: str | None) -> nn.Module:
-    """Create an activation module by name.
-
-    Parameters
-    ----------
-    name
-        ``relu``, ``leaky_relu`` (slope 0.2, as in every method here), ``gelu`` (exact, erf-based), ``tanh``,
-        ``sigmoid``, or ``linear`` / ``none`` / ``None`` for the identity.
-
-    Returns
-    -------
-    torch.nn.Module
-        A fresh module (never in-place, so it is safe next to skip connections).
-    """
-    key = "linear" if name is None else str(name).lower()
-    factories: dict[str, Callable[[], nn.Module]] = {
-        "relu": nn.ReLU,
-        "leaky_relu": lambda: nn.LeakyReLU(0.2),
-        "gelu": nn.GELU,
-        "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid,
-        "linear": nn.Identity,
-        "none": nn.Identity,
-    }
-    if key not in factories:
-        raise ValueError(f"unknown activation {name!r}; valid activations: {', '.join(ACTIVATIONS)}")
-    return factories[key]()
-
-
-def make_norm(norm: str, channels: int, ndim: int) -> nn.Module:
-    """Create a normalisation layer by name.
-
-    Parameters
-    ----------
-    norm
-        ``instance`` (no affine parameters, no running statistics, as in the CycleGAN code), ``batch`` or
-        ``none``.
-    channels
-        Feature channels.
-    ndim
-        2 or 3.
-
-    Returns
-    -------
-    torch.nn.Module
-        The layer (``nn.Identity`` for ``none``).
-    """
-    if norm == "instance":
-        return layer_class("instance_norm", ndim)(channels, affine=False, track_running_stats=False)
-    if norm == "batch":
-        return layer_class("batch_norm", ndim)(channels)
-    if norm == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
-
-
-def chain_receptive_radius(ops: list[tuple[Any, ...]], period: int) -> int:
-    """Receptive radius of a chain of strided layers, by exact interval propagation.
-
-    Parameters
-    ----------
-    ops
-        Layers from input to output: ``("conv", kernel, stride, padding)``,
-        ``("tconv", kernel, stride, padding)`` (transposed conv) or ``("up", factor)`` (nearest upsampling).
-    period
-        The product of the strides: output positions repeat their dependency pattern with this period.
-
-    Returns
-    -------
-    int
-        The largest distance, over all output positions, between an output pixel and an input pixel it
-        depends on (the output grid and the input grid coincide, as for image-to-image networks).
-    """
-    worst = 0
-    for p in range(max(1, period)):
-        lo, hi = p, p
-        for op in reversed(ops):
-            if op[0] == "conv":
-                _, k, s, pad = op
-                lo, hi = lo * s - pad, hi * s - pad + k - 1
-            elif op[0] == "tconv":
-                _, k, s, pad = op
-                lo, hi = -((-(lo + pad - k + 1)) // s), (hi + pad) // s
-            elif op[0] == "up":
-                lo, hi = lo // op[1], hi // op[1]
-            else:
-                raise ValueError(f"unknown op {op[0]!r}")
-        worst = max(worst, p - lo, hi - p)
-    return worst
+__all__ = ["UNet"]
 
 
 def _unet_receptive_radius(depth: int, kernel_size: int, convs_per_level: int) -> int:
@@ -196,16 +60,60 @@ def _unet_receptive_radius(depth: int, kernel_size: int, convs_per_level: int) -
     return worst
 
 
-def check_spatial_multiple(x: torch.Tensor, ndim: int, multiple: int, name: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is ``(B, C, *spatial)`` with spatial sizes divisible by ``multiple``."""
-    if x.dim() != ndim + 2:
-        raise ValueError(f"{name} expects a (B, C, {'Z, ' if ndim == 3 else ''}Y, X) tensor, got {tuple(x.shape)}")
-    bad = [n for n in x.shape[2:] if n % multiple]
-    if bad:
+def _check_arguments(
+    in_channels: int, out_channels: int, ndim: int, depth: int, base_filters: int, kernel_size: int, convs: int
+) -> None:
+    """Refuse impossible U-Net sizes with a ``ValueError`` naming the argument."""
+    check_ndim(ndim)
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    if convs < 1:
+        raise ValueError(f"convs_per_level must be at least 1, got {convs}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    if min(in_channels, out_channels, base_filters) < 1:
+        raise ValueError("in_channels, out_channels and base_filters must be positive")
+
+
+def _check_options(
+    in_channels: int, out_channels: int, residual: bool, upsampling: str, final_activation: str | None
+) -> None:
+    """Refuse a residual network that changes the channel count, and unknown upsampling or activation names."""
+    if residual and in_channels != out_channels:
         raise ValueError(
-            f"{name} needs spatial sizes divisible by {multiple}, got {tuple(x.shape[2:])}; pad the input "
-            "(tiled inference does this)"
+            f"a residual U-Net needs in_channels == out_channels, got {in_channels} and {out_channels}; "
+            "set residual=False"
         )
+    if upsampling not in ("nearest", "transpose"):
+        raise ValueError(f"upsampling must be 'nearest' or 'transpose', got {upsampling!r}")
+    make_activation(final_activation)  # validate early
+
+
+class _BlockFactory:
+    """Builds the U-Net's conv blocks: per width, a "same"-padded conv, batch norm when asked, then ReLU."""
+
+    def __init__(self, ndim: int, kernel_size: int, batch_norm: bool) -> None:
+        self.ndim, self.kernel_size, self.batch_norm = ndim, kernel_size, batch_norm
+
+    def __call__(self, c_in: int, widths: list[int]) -> nn.Sequential:
+        conv = layer_class("conv", self.ndim)
+        layers: list[nn.Module] = []
+        for width in widths:
+            layers.append(conv(c_in, width, self.kernel_size, padding=self.kernel_size // 2))
+            if self.batch_norm:
+                layers.append(layer_class("batch_norm", self.ndim)(width))
+            layers.append(nn.ReLU())
+            c_in = width
+        return nn.Sequential(*layers)
+
+
+def _glorot_init(network: nn.Module) -> None:
+    """Keras's initialisation: Glorot-uniform weights and zero biases for every (transposed) conv."""
+    for module in network.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 class UNet(nn.Module):
@@ -285,81 +193,69 @@ class UNet(nn.Module):
             "upsampling": upsampling,
             "fnsm": dict(fnsm) if fnsm is not None else None,
         }
-        check_ndim(ndim)
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        if convs_per_level < 1:
-            raise ValueError(f"convs_per_level must be at least 1, got {convs_per_level}")
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-        if min(in_channels, out_channels, base_filters) < 1:
-            raise ValueError("in_channels, out_channels and base_filters must be positive")
-        if residual and in_channels != out_channels:
-            raise ValueError(
-                f"a residual U-Net needs in_channels == out_channels, got {in_channels} and {out_channels}; "
-                "set residual=False"
-            )
-        if upsampling not in ("nearest", "transpose"):
-            raise ValueError(f"upsampling must be 'nearest' or 'transpose', got {upsampling!r}")
-        make_activation(final_activation)  # validate early
-
+        _check_arguments(in_channels, out_channels, ndim, depth, base_filters, kernel_size, convs_per_level)
+        _check_options(in_channels, out_channels, residual, upsampling, final_activation)
         self.ndim = ndim
         self.depth = depth
         self.residual = residual
         self.size_multiple = 2**depth
         self.receptive_radius = _unet_receptive_radius(depth, kernel_size, convs_per_level)
         self.is_local = fnsm is None
+        block = _BlockFactory(ndim, kernel_size, batch_norm)
+        channels = self._build_input(in_channels, base_filters, ndim, fnsm, kernel_size)
+        channels = self._build_encoder(block, channels, base_filters, depth, convs_per_level)
+        channels = self._build_decoder(block, channels, base_filters, depth, convs_per_level, upsampling)
+        self.final = layer_class("conv", ndim)(channels, out_channels, 1)
+        self.final_activation = make_activation(final_activation)
+        _glorot_init(self)
 
-        conv = layer_class("conv", ndim)
+    def _build_input(
+        self, in_channels: int, base_filters: int, ndim: int, fnsm: Mapping[str, Any] | None, kernel_size: int
+    ) -> int:
+        """The FNSM fusion in front of the first conv, or the identity; returns the channels it gives."""
+        if fnsm is None:
+            self.input_block: nn.Module = nn.Identity()
+            return in_channels
+        from microrestore.nn.fnsm import FNSMInput
 
-        def block(c_in: int, widths: list[int]) -> nn.Sequential:
-            layers: list[nn.Module] = []
-            for width in widths:
-                layers.append(conv(c_in, width, kernel_size, padding=kernel_size // 2))
-                if batch_norm:
-                    layers.append(layer_class("batch_norm", ndim)(width))
-                layers.append(nn.ReLU())
-                c_in = width
-            return nn.Sequential(*layers)
+        self.input_block = FNSMInput(in_channels, base_filters, ndim, fnsm, kernel_size)
+        self.receptive_radius += kernel_size // 2  # the fusion's convs
+        return base_filters
 
-        if fnsm is not None:
-            from microrestore.nn.fnsm import FNSMInput
-
-            self.input_block: nn.Module = FNSMInput(in_channels, base_filters, ndim, fnsm, kernel_size)
-            self.receptive_radius += kernel_size // 2  # the fusion's convs
-            channels = base_filters
-        else:
-            self.input_block = nn.Identity()
-            channels = in_channels
-
-        def width(level: int) -> int:
-            return base_filters * 2**level
-
+    def _build_encoder(
+        self, block: _BlockFactory, channels: int, base_filters: int, depth: int, convs_per_level: int
+    ) -> int:
+        """The down levels, the pooling and the middle block; returns the channels of the middle's output."""
         self.down = nn.ModuleList()
         for n in range(depth):
-            self.down.append(block(channels, [width(n)] * convs_per_level))
-            channels = width(n)
-        self.pool = layer_class("max_pool", ndim)(2)
-        self.middle = block(channels, [width(depth)] * (convs_per_level - 1) + [width(max(0, depth - 1))])
-        channels = width(max(0, depth - 1))
+            self.down.append(block(channels, [base_filters * 2**n] * convs_per_level))
+            channels = base_filters * 2**n
+        self.pool = layer_class("max_pool", block.ndim)(2)
+        out = base_filters * 2 ** max(0, depth - 1)
+        self.middle = block(channels, [base_filters * 2**depth] * (convs_per_level - 1) + [out])
+        return out
 
+    def _build_decoder(
+        self,
+        block: _BlockFactory,
+        channels: int,
+        base_filters: int,
+        depth: int,
+        convs_per_level: int,
+        upsampling: str,
+    ) -> int:
+        """The up levels (upsampling, concatenation with the skip, convs); returns the last level's channels."""
         self.upsample = nn.ModuleList()
         self.up = nn.ModuleList()
         for n in reversed(range(depth)):
             if upsampling == "nearest":
                 self.upsample.append(nn.Upsample(scale_factor=2, mode="nearest"))
             else:
-                self.upsample.append(layer_class("conv_transpose", ndim)(channels, channels, 2, stride=2))
-            self.up.append(block(channels + width(n), [width(n)] * (convs_per_level - 1) + [width(max(0, n - 1))]))
-            channels = width(max(0, n - 1))
-        self.final = conv(channels, out_channels, 1)
-        self.final_activation = make_activation(final_activation)
-
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+                self.upsample.append(layer_class("conv_transpose", block.ndim)(channels, channels, 2, stride=2))
+            out = base_filters * 2 ** max(0, n - 1)
+            self.up.append(block(channels + base_filters * 2**n, [base_filters * 2**n] * (convs_per_level - 1) + [out]))
+            channels = out
+        return channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(B, in_channels, *spatial)`` to ``(B, out_channels, *spatial)``.

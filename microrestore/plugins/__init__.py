@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from microrestore import formats as _formats
 from microrestore.plugins.manager import get_host, get_plugin_manager, get_registry, reset
 from microrestore.plugins.markers import hookimpl, hookspec
 from microrestore.plugins.registry import (
@@ -12,6 +13,7 @@ from microrestore.plugins.registry import (
     Registry,
     TrainRequest,
     Writer,
+    call_plugin,
 )
 
 __all__ = [
@@ -29,3 +31,6 @@ __all__ = [
     "hookspec",
     "reset",
 ]
+
+# The I/O layer reads and writes the plugins' formats through microrestore.formats; it never imports the plugins.
+_formats.connect(get_registry, call_plugin)

@@ -30,7 +30,7 @@ import numpy as np
 
 from microrestore.errors import InputError
 from microrestore.optics.psf import Optics
-from microrestore.simulation import cases
+from microrestore.simulation import cases, forward
 from microrestore.simulation.noise import CameraModel, apply_camera, expected_counts
 
 __all__ = ["BROAD_DEFAULTS", "draw_conditions"]
@@ -145,7 +145,7 @@ def _run_broad(w: Any, rngs: Sequence[np.random.Generator], p: dict[str, Any]) -
             background=cond["background"],
         )
         obj = _draw_object(cond, p, shape, rng)
-        img, _ = cases._normalise_peak(cases.convolve_same(obj, cases.psf_kernel(optics)))
+        img, _ = forward._normalise_peak(forward.convolve_same(obj, forward.psf_kernel(optics)))
         noisy: np.ndarray = apply_camera(img, camera, rng)
         if frames > 1:  # more realisations of the same field, drawn after the first so frames=1 is unchanged
             noisy = np.stack([noisy] + [apply_camera(img, camera, rng) for _ in range(frames - 1)])

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from microrestore.errors import InputError, MicrorestoreError
-from microrestore.zoo import ZooEntry, sha256_of, verify_files
+from microrestore.zoo.catalog import ZooEntry, sha256_of, verify_files
 
 ENV_CACHE = "MICRORESTORE_CACHE"
 ENV_URL = "MICRORESTORE_ZOO_URL"

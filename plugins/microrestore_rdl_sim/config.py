@@ -1,7 +1,7 @@
 """rDL-SIM configuration (pydantic): training (both stages) and inference options.
 
-Both extend :class:`~microrestore.sim.options.SIMOptions`, so the optics, OTF, frame order and estimation
-tolerances are the same options as for ``wiener-sim``. The training configuration's optics are saved in the
+Both extend :class:`~microrestore.structured_illumination.options.SIMOptions`, so the optics, OTF, frame order and
+estimation tolerances are the same options as for ``wiener-sim``. The training configuration's optics are saved in the
 model and serve as defaults at inference (``na``, wavelengths, pixel size, OTF attenuation).
 """
 
@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from microrestore.sim.options import SIMOptions
+from microrestore.structured_illumination.options import SIMOptions
 
 #: Optics fields a model carries from training to inference when the user does not give them.
 OPTICS_FIELDS = ("na", "wavelength_nm", "pixel_size_nm", "na_exc", "wavelength_exc_nm", "immersion_index")

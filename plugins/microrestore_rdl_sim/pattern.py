@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from microrestore.sim.options import SIMOptions
+    from microrestore.structured_illumination.options import SIMOptions
 
 __all__ = ["PATTERN_TOLERANCE", "PatternAdvice", "SIMPatternWarning", "measure_pattern_k", "pattern_advice"]
 
@@ -60,8 +60,8 @@ def measure_pattern_k(
     search fits the most orientations (then the most significant peaks) wins, and the mean fitted ``|k|`` of
     those orientations is the data's frequency. ``None`` when no search fits any orientation.
     """
-    from microrestore.sim.estimate import estimate_params
-    from microrestore.sim.otf import load_otf
+    from microrestore.structured_illumination.estimate import estimate_params
+    from microrestore.structured_illumination.otf import load_otf
 
     otf = load_otf(settings, pixel_size_nm)
     best: tuple[int, float, float] | None = None

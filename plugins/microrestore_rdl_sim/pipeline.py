@@ -26,8 +26,13 @@ import torch
 from microrestore.engine.device import resolve_device
 from microrestore.errors import InputError
 from microrestore.plugins.registry import PredictOptions
-from microrestore.sim.params import SIMParams
-from microrestore.sim.patterns import equalize_orientations, fine_grid_otf, generate_from_params, minmax
+from microrestore.structured_illumination.params import SIMParams
+from microrestore.structured_illumination.patterns import (
+    equalize_orientations,
+    fine_grid_otf,
+    generate_from_params,
+    minmax,
+)
 from microrestore_rdl_sim.config import OPTICS_FIELDS, RDLSIMPredictOptions
 
 METHOD = "rdl-sim"
@@ -186,7 +191,7 @@ class RDLSIMPredictor:
             self.__dict__.update(other.__dict__)
 
     def _params(self, stacks: torch.Tensor, pixel_nm: float, path: Any) -> list[SIMParams]:
-        from microrestore.sim.reconstruct import resolve_params
+        from microrestore.structured_illumination.reconstruct import resolve_params
         from microrestore_rdl_sim.sim_engine import load_otf_for
 
         return resolve_params(stacks, self.settings, load_otf_for(self.settings, pixel_nm), pixel_nm, path)

@@ -1,4 +1,7 @@
-"""The classical SIM engine (:mod:`microrestore.sim`) as rDL-SIM uses it: raw stacks, parameters, OTF, Wiener."""
+"""The classical SIM engine as rDL-SIM uses it: raw stacks, parameters, OTF, Wiener.
+
+The engine is :mod:`microrestore.structured_illumination`.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +14,18 @@ import numpy as np
 import torch
 
 from microrestore.errors import InputError
-from microrestore.sim.options import SIMOptions
-from microrestore.sim.otf import OTF, load_otf
-from microrestore.sim.params import SIMParams
+from microrestore.structured_illumination.options import SIMOptions
+from microrestore.structured_illumination.otf import OTF, load_otf
+from microrestore.structured_illumination.params import SIMParams
 
 if TYPE_CHECKING:
-    from microrestore.sim.wiener_auto import WienerChoice
+    from microrestore.structured_illumination.wiener_auto import WienerChoice
 
 
 def stacks_from_image(image: Any, options: SIMOptions) -> torch.Tensor:
     """Raw stacks ``(n, n_orientations, n_phases, Y, X)`` (float32, CPU) of an image, checked as ``wiener-sim`` does."""
     from microrestore.api import check_image
-    from microrestore.sim.reconstruct import raw_stacks
+    from microrestore.structured_illumination.reconstruct import raw_stacks
 
     check_image(image)
     return raw_stacks(image, options)
@@ -39,7 +42,7 @@ def read_raw_stacks(path: Path, options: SIMOptions, axes: str | None = None) ->
 def write_frames(path: Path, stacks: torch.Tensor, order: str, image: Any) -> Path:
     """Write stacks ``(n, n_or, n_ph, Y, X)`` as float32 frames in ``order``, with the image's axes if 3D."""
     from microrestore.io import write_image
-    from microrestore.sim.bands import stacks_to_frames
+    from microrestore.structured_illumination.bands import stacks_to_frames
 
     frames = stacks_to_frames(stacks, order).numpy().astype(np.float32)
     axes = image.axes if len(image.axes) == 3 and image.axes.endswith("YX") else "TYX"
@@ -63,7 +66,7 @@ def estimate(
     stack: np.ndarray | torch.Tensor, options: SIMOptions, pixel_size_nm: float, quiet: bool = True
 ) -> SIMParams:
     """Illumination parameters of one raw stack ``(n_or, n_ph, Y, X)`` (fallback warnings silenced if ``quiet``)."""
-    from microrestore.sim.estimate import estimate_params
+    from microrestore.structured_illumination.estimate import estimate_params
 
     tensor = torch.as_tensor(np.asarray(stack) if not isinstance(stack, torch.Tensor) else stack)
     with warnings.catch_warnings():
@@ -99,15 +102,15 @@ def wiener(
     """Wiener-SIM of stacks ``(n, n_or, n_ph, Y, X)`` as ``wiener-sim`` does it (one parameter set, or one per stack).
 
     The stacks are prepared (orientation equalisation, border taper) and reconstructed with
-    :class:`~microrestore.sim.wiener.WienerFilter`, whose keyword options are taken from ``options``; the
-    Wiener constant ``"auto"`` is chosen from the noise of these stacks (the denoised frames in rDL-SIM) and
-    handed to ``on_wiener``.
+    :class:`~microrestore.structured_illumination.wiener.WienerFilter`, whose keyword options are taken from
+    ``options``; the Wiener constant ``"auto"`` is chosen from the noise of these stacks (the denoised frames in
+    rDL-SIM) and handed to ``on_wiener``.
     """
     import inspect
 
-    from microrestore.sim.reconstruct import prepare_stacks
-    from microrestore.sim.wiener import WienerFilter
-    from microrestore.sim.wiener_auto import choose_wiener
+    from microrestore.structured_illumination.reconstruct import prepare_stacks
+    from microrestore.structured_illumination.wiener import WienerFilter
+    from microrestore.structured_illumination.wiener_auto import choose_wiener
 
     otf = load_otf_for(options, pixel_size_nm)
     fixed = {"params", "otf", "shape_yx", "pixel_size_nm", "device"}

@@ -6,8 +6,8 @@ NRMSE stops improving (down to 1e-5), and the weights of the best validation NRM
 
 Stage 2 prepares each stack once: the trained DFCAN turns the noisy frames into an SR estimate, the
 illumination parameters are estimated on the high-SNR raw frames (as the authors train), and the
-pattern-modulated images are generated from both (:mod:`microrestore.sim.patterns`); noisy frames and targets
-are orientation-equalised. A step then takes random aligned patches of one stack's three orientations.
+pattern-modulated images are generated from both (:mod:`microrestore.structured_illumination.patterns`); noisy frames
+and targets are orientation-equalised. A step then takes random aligned patches of one stack's three orientations.
 
 Each stage trains in its own sub-folder of the model folder (``dfcan/``, ``denoiser/``: checkpoints and
 ``metrics.csv``), so ``--resume`` continues whichever stage was interrupted; the plateau state and the best
@@ -31,11 +31,33 @@ from microrestore.engine.checkpoints import has_checkpoint
 from microrestore.engine.modeldir import CONFIG_NAME, load_model, save_model
 from microrestore.engine.trainer import CHECKPOINT_DIR, Trainer, TrainerConfig
 from microrestore.errors import InputError
-from microrestore.losses.basic import mse_ssim_loss
 from microrestore.nn import DFCAN, RDLDenoiser, build_network
 from microrestore.plugins.registry import TrainRequest
 from microrestore_rdl_sim.config import RDLSIMConfig
-from microrestore_rdl_sim.data import AlignedPatches, Triplet, centre_crop, find_triplets, minmax_np, split_indices
+from microrestore_rdl_sim.data import AlignedPatches, find_triplets, split_indices
+
+# The parts of the method live in sibling modules; these names stay importable from here.
+from microrestore_rdl_sim.networks import build_denoiser, build_dfcan
+from microrestore_rdl_sim.stacks import StackSet, load_stacks, validation_crops
+from microrestore_rdl_sim.task import PlateauBest, RDLStageTask, denoiser_forward, dfcan_forward, image_nrmse
+
+__all__ = [
+    "METHOD",
+    "STAGES",
+    "PlateauBest",
+    "RDLStageTask",
+    "StackSet",
+    "build_denoiser",
+    "build_dfcan",
+    "denoiser_forward",
+    "denoiser_inputs",
+    "dfcan_forward",
+    "image_nrmse",
+    "load_stacks",
+    "train",
+    "train_denoiser",
+    "train_dfcan",
+]
 
 METHOD = "rdl-sim"
 STAGES = ("dfcan", "denoiser")
@@ -44,280 +66,6 @@ STAGES = ("dfcan", "denoiser")
 def _note(message: str, show: bool) -> None:
     if show:
         print(f"rdl-sim: {message}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Plateau schedule and best weights (checkpointed task state)
-
-
-class PlateauBest:
-    """Reduce-on-plateau on the validation NRMSE, and a copy of the weights at the best NRMSE so far.
-
-    Parameters
-    ----------
-    network
-        The network whose best weights are kept.
-    factor
-        Multiplier of the rate after ``patience`` validations without an improvement of ``min_delta``.
-    min_factor
-        Floor of the rate factor (``min_learning_rate / learning_rate``).
-    patience
-        Validations to wait.
-    min_delta
-        Improvement that resets the wait (the authors' 1e-4).
-    """
-
-    def __init__(
-        self, network: torch.nn.Module, factor: float, min_factor: float, patience: int, min_delta: float = 1e-4
-    ) -> None:
-        self.network = network
-        self.factor_step = factor
-        self.min_factor = min(1.0, min_factor)
-        self.patience = patience
-        self.min_delta = min_delta
-        self.lr_factor = 1.0
-        self.plateau_best = math.inf
-        self.wait = 0
-        self.best = math.inf
-        self.best_state: dict[str, torch.Tensor] | None = None
-
-    def update(self, metric: float) -> None:
-        """Record one validation's NRMSE: keep the weights if best, and lower the rate after a plateau."""
-        if metric < self.best:
-            self.best = metric
-            self.best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
-        if metric < self.plateau_best - self.min_delta:
-            self.plateau_best, self.wait = metric, 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
-            self.lr_factor = max(self.min_factor, self.lr_factor * self.factor_step)
-            self.wait = 0
-
-    def restore_best(self) -> None:
-        """Load the best weights into the network (no-op before the first validation)."""
-        if self.best_state is not None:
-            self.network.load_state_dict(self.best_state)
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Schedule state and best weights for a checkpoint."""
-        state = torch.tensor([self.lr_factor, self.plateau_best, float(self.wait), self.best], dtype=torch.float64)
-        out = {"plateau": state}
-        if self.best_state is not None:
-            out.update({f"best/{k}": v for k, v in self.best_state.items()})
-        return out
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_tensors` saved."""
-        if "plateau" not in tensors:
-            raise InputError("rdl-sim checkpoint lacks its plateau state")
-        factor, plateau_best, wait, best = (float(v) for v in tensors["plateau"].cpu())
-        self.lr_factor, self.plateau_best, self.wait, self.best = factor, plateau_best, int(wait), best
-        best_state = {k[len("best/") :]: v for k, v in tensors.items() if k.startswith("best/")}
-        self.best_state = best_state or None
-
-
-def image_nrmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over images ``(..., H, W)`` of the RMSE after min-max normalising each image (the authors' NRMSE)."""
-    p = pred.float().flatten(-2)
-    t = target.float().flatten(-2)
-
-    def mm(x: torch.Tensor) -> torch.Tensor:
-        low, high = x.amin(dim=-1, keepdim=True), x.amax(dim=-1, keepdim=True)
-        return (x - low) / (high - low + 1e-7)
-
-    return torch.sqrt(torch.mean((mm(p) - mm(t)) ** 2, dim=-1)).mean()
-
-
-class RDLStageTask:
-    """One rDL-SIM stage for the shared :class:`~microrestore.engine.trainer.Trainer`.
-
-    Parameters
-    ----------
-    name
-        ``dfcan`` or ``denoiser`` (the network's and the optimiser's name).
-    network
-        The network trained.
-    config
-        Training configuration.
-    forward
-        ``forward(network, batch) -> (prediction, target)``.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        network: torch.nn.Module,
-        config: RDLSIMConfig,
-        forward: Callable[[torch.nn.Module, Any], tuple[torch.Tensor, torch.Tensor]],
-    ) -> None:
-        self.name = name
-        self.networks = {name: network}
-        self.config = config
-        self.forward = forward
-        self.plateau = PlateauBest(
-            network,
-            config.lr_decay_factor,
-            config.min_learning_rate / config.learning_rate,
-            config.plateau_patience,
-        )
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Adam (beta 0.9, 0.999) at ``learning_rate``."""
-        return {self.name: torch.optim.Adam(self.networks[self.name].parameters(), lr=self.config.learning_rate)}
-
-    def lr_factor(self, step: int, total: int) -> float:
-        """The plateau schedule's current factor."""
-        return self.plateau.lr_factor
-
-    def training_step(self, batch: Any, step: int, ctx: Any) -> dict[str, torch.Tensor]:
-        """One Adam step on ``MSE + w (1 - SSIM)`` after min-max normalisation."""
-        with ctx.autocast():
-            prediction, target = self.forward(self.networks[self.name], batch)
-        loss = mse_ssim_loss(prediction, target, ssim_weight=self.config.ssim_weight)
-        ctx.minimize(loss, self.name)
-        return {"loss": loss.detach()}
-
-    def validation_step(self, batch: Any) -> dict[str, float]:
-        """NRMSE, PSNR and loss on the validation stacks; updates the schedule and the best weights."""
-        prediction, target = self.forward(self.networks[self.name], batch)
-        nrmse = float(image_nrmse(prediction, target))
-        loss = float(mse_ssim_loss(prediction, target, ssim_weight=self.config.ssim_weight))
-        self.plateau.update(nrmse)
-        return {
-            "val_nrmse": nrmse,
-            "val_psnr": -20 * math.log10(max(nrmse, 1e-12)),
-            "val_loss": loss,
-            "val_best_nrmse": self.plateau.best,
-        }
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Plateau state and best weights."""
-        return self.plateau.state_tensors()
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Restore the plateau state and best weights."""
-        self.plateau.load_state_tensors(tensors)
-
-
-def dfcan_forward(network: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """DFCAN on ``(raw (B, 9, p, p), sr (B, 1, 2p, 2p))``."""
-    raw, sr = batch
-    return network(raw), sr
-
-
-def denoiser_forward(network: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Denoiser on ``(generated, noisy, high)``, each ``(B, n_or, n_ph, p, p)``: the orientations form the batch."""
-    generated, noisy, high = (t.reshape(-1, *t.shape[2:]) for t in batch)
-    return network(generated, noisy), high
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Data
-
-
-class StackSet:
-    """The training stacks of one run, normalised as the authors do.
-
-    Attributes
-    ----------
-    noisy
-        Min-max normalised noisy stacks ``(n_or, n_ph, Y, X)``.
-    high_raw
-        High-SNR raw stacks in their own units (for the parameter estimation).
-    high
-        Min-max normalised high-SNR stacks.
-    sr
-        Min-max normalised SR targets ``(1, 2 Y, 2 X)`` or ``None``.
-    pixel_size_nm
-        Raw pixel size of each stack.
-    names
-        ``file[index]`` of each stack, for messages.
-    """
-
-    def __init__(self) -> None:
-        self.noisy: list[np.ndarray] = []
-        self.high_raw: list[np.ndarray] = []
-        self.high: list[np.ndarray] = []
-        self.sr: list[np.ndarray | None] = []
-        self.pixel_size_nm: list[float] = []
-        self.names: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.noisy)
-
-
-def load_stacks(triplets: list[Triplet], config: RDLSIMConfig, axes: str | None, need_sr: bool) -> StackSet:
-    """Read and normalise every triplet's stacks (a file may hold a time series of stacks)."""
-    from microrestore.io import read_image
-    from microrestore_rdl_sim.sim_engine import read_raw_stacks
-
-    out = StackSet()
-    for item in triplets:
-        noisy, pixel_nm = read_raw_stacks(item.noisy, config, axes)
-        high, _ = read_raw_stacks(item.high, config, axes)
-        if high.shape[-2:] != noisy.shape[-2:] or high.shape[0] not in (1, noisy.shape[0]):
-            raise InputError(
-                f"high-SNR stack {item.high.name} ({high.shape[0]} x {tuple(high.shape[-2:])}) does not match the "
-                f"noisy stacks ({noisy.shape[0]} x {tuple(noisy.shape[-2:])})",
-                item.noisy,
-            )
-        sr_images: np.ndarray | None = None
-        if item.sr is not None and need_sr:
-            image = read_image(item.sr, axes=None)
-            sr_images = np.asarray(image.data, dtype=np.float32).reshape(-1, *image.data.shape[-2:])
-            want = (2 * noisy.shape[-2], 2 * noisy.shape[-1])
-            if sr_images.shape[-2:] != want or sr_images.shape[0] not in (1, noisy.shape[0]):
-                raise InputError(
-                    f"SR target {item.sr.name} has shape {sr_images.shape}; expected {want} (twice the raw frames), "
-                    f"one image or one per stack ({noisy.shape[0]})",
-                    item.noisy,
-                )
-        for i in range(noisy.shape[0]):
-            h = high[min(i, high.shape[0] - 1)]
-            out.noisy.append(minmax_np(noisy[i]))
-            out.high_raw.append(h)
-            out.high.append(minmax_np(h))
-            out.sr.append(None if sr_images is None else minmax_np(sr_images[min(i, sr_images.shape[0] - 1)])[None])
-            out.pixel_size_nm.append(pixel_nm)
-            out.names.append(f"{item.noisy.name}[{i}]" if noisy.shape[0] > 1 else item.noisy.name)
-    return out
-
-
-def _validation_batch(groups: list[list[np.ndarray]], scales: list[int], size: int) -> tuple[np.ndarray, ...] | None:
-    if not groups:
-        return None
-    edge = min(min(g[0].shape[-2], g[0].shape[-1]) // scales[0] for g in groups)
-    crops = [centre_crop(g, min(size, edge), scales) for g in groups]
-    return tuple(np.stack([c[slot] for c in crops]).astype(np.float32) for slot in range(len(scales)))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Stages
-
-
-def build_dfcan(config: RDLSIMConfig) -> DFCAN:
-    """The DFCAN of the configuration (input: all frames of a stack)."""
-    return DFCAN(
-        in_channels=config.n_frames,
-        channels=config.dfcan_channels,
-        n_groups=config.dfcan_groups,
-        n_fcab=config.dfcan_fcab,
-        reduction=config.reduction,
-    )
-
-
-def build_denoiser(config: RDLSIMConfig) -> RDLDenoiser:
-    """The rDL denoiser of the configuration (one orientation's phases in and out)."""
-    return RDLDenoiser(
-        in_channels=config.n_phases,
-        out_channels=config.n_phases,
-        channels=config.denoiser_channels,
-        n_groups=config.denoiser_groups,
-        n_rcab=config.denoiser_rcab,
-        reduction=config.reduction,
-        tail_channels=config.denoiser_tail_channels,
-    )
 
 
 def _stage_config(config: RDLSIMConfig, stage: str, device: str) -> TrainerConfig:
@@ -375,7 +123,7 @@ def train_dfcan(
         return [stacks.noisy[i].reshape(n_frames, *stacks.noisy[i].shape[-2:]), sr]
 
     sampler = AlignedPatches([group(i) for i in train_idx], [1, 2], config.patch_size, config.augment)
-    validation = _validation_batch([group(i) for i in val_idx], [1, 2], config.validation_size)
+    validation = validation_crops([group(i) for i in val_idx], [1, 2], config.validation_size)
     torch.manual_seed(config.seed)
     network = build_dfcan(config)
     _note(f"stage dfcan: {len(train_idx)} training and {len(val_idx)} validation stacks", request.progress)
@@ -390,7 +138,12 @@ def denoiser_inputs(
 
     Parameters come from the high-SNR raw frames, the SR estimate from the DFCAN on the noisy frames.
     """
-    from microrestore.sim.patterns import equalize_orientations, fine_grid_otf, generate_from_params, minmax
+    from microrestore.structured_illumination.patterns import (
+        equalize_orientations,
+        fine_grid_otf,
+        generate_from_params,
+        minmax,
+    )
     from microrestore_rdl_sim.sim_engine import estimate, load_otf_for
 
     dfcan = dfcan.to(device).eval()
@@ -431,7 +184,7 @@ def train_denoiser(
     device = resolve_device(request.device)
     prepared = denoiser_inputs(stacks, dfcan, config, device, request.progress)
     sampler = AlignedPatches([prepared[i] for i in train_idx], [1, 1, 1], config.patch_size, config.augment)
-    validation = _validation_batch([prepared[i] for i in val_idx], [1, 1, 1], config.validation_size)
+    validation = validation_crops([prepared[i] for i in val_idx], [1, 1, 1], config.validation_size)
     torch.manual_seed(config.seed + 1)
     network = build_denoiser(config)
     _note(f"stage denoiser: {len(train_idx)} training and {len(val_idx)} validation stacks", request.progress)

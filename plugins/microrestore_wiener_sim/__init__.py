@@ -1,8 +1,8 @@
 """Wiener-SIM: classical 2D structured-illumination reconstruction (method ``wiener-sim``, task ``sim``).
 
 Band separation, illumination parameter estimation and Wiener filtering on the 2x grid, by
-:mod:`microrestore.sim` (torch, CPU or GPU). Needs no model and no training. Also registers the ``sim``
-command group (``microrestore sim reconstruct`` and ``microrestore sim estimate``), which runs any method of
+:mod:`microrestore.structured_illumination` (torch, CPU or GPU). Needs no model and no training. Also registers the
+``sim`` command group (``microrestore sim reconstruct`` and ``microrestore sim estimate``), which runs any method of
 task ``sim``. See ``docs/methods/sim.md``.
 
 This module stays import-light: torch is loaded only when a predictor runs.
@@ -16,7 +16,7 @@ from typing import Any
 from microrestore import hookimpl
 from microrestore.errors import InputError
 from microrestore.plugins.registry import Method, PredictOptions
-from microrestore.sim.options import SIMOptions
+from microrestore.structured_illumination.options import SIMOptions
 
 __all__ = ["CITATION", "load", "register_commands", "register_methods"]
 

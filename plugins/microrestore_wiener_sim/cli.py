@@ -237,7 +237,7 @@ def reconstruct(
     sink.check_finite(output, image.path, found.name)
     written = api.settled_output(sink)
     out_dtype = written.dtype
-    from microrestore.sim.reconstruct import output_axes
+    from microrestore.structured_illumination.reconstruct import output_axes
 
     pixel_nm = options.params.get("pixel_size_nm") or 1000.0 * float(
         image.pixel_size.get("X") or image.pixel_size.get("Y") or 0.0
@@ -279,9 +279,9 @@ def estimate(
     """Estimate the illumination parameters (wave vector, phase, modulation per orientation)."""
     from microrestore.configs import validate
     from microrestore.engine.device import resolve_device
-    from microrestore.sim.options import SIMOptions
-    from microrestore.sim.otf import load_otf
-    from microrestore.sim.reconstruct import raw_stacks, resolve_params
+    from microrestore.structured_illumination.options import SIMOptions
+    from microrestore.structured_illumination.otf import load_otf
+    from microrestore.structured_illumination.reconstruct import raw_stacks, resolve_params
 
     refuse_existing([output], overwrite=overwrite)
     values = _optics_options(na, wavelength, pixel_size, na_exc, wavelength_exc, otf, otf_dk, order, settings)
@@ -345,7 +345,7 @@ def params_rows(params: Any, nominal: float | None) -> list[dict[str, str]]:
 
 def print_params(params: Any, options: dict[str, Any], title: str | None = None) -> None:
     """Print the parameters as a table, with ``|k|`` against the nominal ``2 NA_exc / lambda_exc``."""
-    from microrestore.sim.options import SIMOptions
+    from microrestore.structured_illumination.options import SIMOptions
 
     opts = SIMOptions.model_validate({k: v for k, v in options.items() if k in SIMOptions.model_fields})
     nominal = opts.nominal_k_per_um()

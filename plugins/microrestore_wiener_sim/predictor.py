@@ -6,13 +6,13 @@ from typing import Any
 
 from microrestore.errors import InputError
 from microrestore.plugins.registry import PredictOptions
-from microrestore.sim.options import SIMOptions
-from microrestore.sim.params import SIMParams
-from microrestore.sim.wiener_auto import WienerChoice
+from microrestore.structured_illumination.options import SIMOptions
+from microrestore.structured_illumination.params import SIMParams
+from microrestore.structured_illumination.wiener_auto import WienerChoice
 
 
 class WienerSIMPredictor:
-    """Reconstruct raw SIM stacks with :func:`microrestore.sim.reconstruct.wiener_sim`.
+    """Reconstruct raw SIM stacks with :func:`microrestore.structured_illumination.reconstruct.wiener_sim`.
 
     Attributes
     ----------
@@ -39,7 +39,7 @@ class WienerSIMPredictor:
     def predict(self, image: Any, out: Any = None) -> Any:
         """Return float32 ``(n, 2 Y, 2 X)`` SR images of the ``n`` raw stacks of ``image`` (or fill ``out``)."""
         from microrestore.engine.device import resolve_device
-        from microrestore.sim.reconstruct import wiener_sim
+        from microrestore.structured_illumination.reconstruct import wiener_sim
 
         if out is not None and tuple(out.shape) == tuple(image.data.shape):
             raise InputError(

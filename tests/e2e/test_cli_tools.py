@@ -98,11 +98,12 @@ def test_tampered_bundled_model_is_refused(tmp_path, monkeypatch):
 
     from microrestore import zoo
     from microrestore.errors import InputError
+    from microrestore.zoo import catalog
 
     monkeypatch.setenv("MICRORESTORE_CACHE", str(tmp_path / "cache"))
     bundled = tmp_path / "bundled"
     shutil.copytree(zoo.BUNDLED_DIR, bundled)
-    monkeypatch.setattr(zoo, "BUNDLED_DIR", bundled)
+    monkeypatch.setattr(catalog, "BUNDLED_DIR", bundled)
     assert zoo.resolve_model("care-demo-2d").is_dir()  # the model is extracted into the cache once...
     package = bundled / "care-demo-2d.zip"
     data = bytearray(package.read_bytes())

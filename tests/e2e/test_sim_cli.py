@@ -49,7 +49,7 @@ def test_estimate_then_reconstruct(cli, simulated: Path, tmp_path: Path) -> None
     gt = read_image(simulated / "gt" / "field_000.tif").data
     wf = read_image(raw).data.astype(np.float32).mean(axis=0)
     from microrestore.metrics import pcc
-    from microrestore.sim.bands import upsample2
+    from microrestore.structured_illumination.bands import upsample2
 
     wf2 = upsample2(__import__("torch").from_numpy(wf)).numpy()
     assert pcc(image.data, gt) > pcc(wf2, gt) + 0.02

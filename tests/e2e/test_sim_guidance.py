@@ -54,8 +54,8 @@ def test_wrong_excitation_optics_are_named_and_the_agreeing_fit_is_used(cli, bri
 
 
 def test_a_single_off_nominal_peak_is_not_trusted() -> None:
-    from microrestore.sim.estimate import _agreeing_off_nominal
-    from microrestore.sim.options import EstimationOptions
+    from microrestore.structured_illumination.estimate import _agreeing_off_nominal
+    from microrestore.structured_illumination.options import EstimationOptions
 
     opts = EstimationOptions()
     k_nom = 0.31
@@ -84,10 +84,10 @@ def test_mt_mrc_readme_line_without_excitation_optics_matches_the_right_optics(
 
 def test_auto_wiener_grows_with_the_noise(tmp_path: Path) -> None:
     from microrestore.io import read_image
-    from microrestore.sim import SIMOptions
-    from microrestore.sim.otf import load_otf
-    from microrestore.sim.reconstruct import raw_stacks
-    from microrestore.sim.wiener_auto import W_MAX, W_MIN, choose_wiener
+    from microrestore.structured_illumination import SIMOptions
+    from microrestore.structured_illumination.otf import load_otf
+    from microrestore.structured_illumination.reconstruct import raw_stacks
+    from microrestore.structured_illumination.wiener_auto import W_MAX, W_MIN, choose_wiener
 
     options = SIMOptions(na=1.3, wavelength_nm=525, na_exc=1.35, wavelength_exc_nm=488, pixel_size_nm=62.6)
     otf = load_otf(options, 62.6)
@@ -118,10 +118,10 @@ def test_wiener_flag_auto_default_number_and_errors(cli, bright: Path, tmp_path:
 
 def test_mt_mrc_auto_wiener_is_not_the_honeycomb_default(shared_data: Path) -> None:
     from microrestore.io import read_image
-    from microrestore.sim import SIMOptions
-    from microrestore.sim.otf import load_otf
-    from microrestore.sim.reconstruct import raw_stacks
-    from microrestore.sim.wiener_auto import choose_wiener
+    from microrestore.structured_illumination import SIMOptions
+    from microrestore.structured_illumination.otf import load_otf
+    from microrestore.structured_illumination.reconstruct import raw_stacks
+    from microrestore.structured_illumination.wiener_auto import choose_wiener
 
     folder = shared_data / "sim" / "rdlsim_microtubules"
     base = {"na": 1.3, "wavelength_nm": 525, "na_exc": 1.35, "wavelength_exc_nm": 488}

@@ -121,7 +121,7 @@ def test_evaluate_table_piped_and_json(cli, tmp_path: Path) -> None:
 
 
 def _params():
-    from microrestore.sim.params import OrientationParams, SIMParams
+    from microrestore.structured_illumination.params import OrientationParams, SIMParams
 
     orientations = [OrientationParams.from_angle(a, 0.35, [0.1, 2.2, 4.3], 0.8) for a in (15.0, 75.0, 135.0)]
     orientations[0].fallback = ["k", "modulation"]

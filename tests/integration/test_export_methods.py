@@ -166,7 +166,7 @@ def test_export_network_stages_round_trip(method: str, sim_data: Path, tmp_path:
 
     from microrestore.bioimage import export_model, load_bioimage_predictor
     from microrestore.bioimage.stages import TestCrop
-    from microrestore.sim.patterns import minmax
+    from microrestore.structured_illumination.patterns import minmax
 
     config, networks = STAGES[method]
     model = api.train(method, [sim_data / "train" / "raw"], tmp_path / "model", config=config, progress=False)

@@ -19,7 +19,7 @@ import yaml
 
 from microrestore import zoo
 from microrestore.errors import InputError, MicrorestoreError
-from microrestore.zoo import fetch
+from microrestore.zoo import catalog, fetch
 
 MODEL_ID = "care-fetch-test"
 FILES = ("config.yaml", "weights.safetensors", "metrics.csv")
@@ -103,7 +103,7 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data.update(id=MODEL_ID, bundled=False, version="3", description="non-bundled copy of care-demo-2d")
     data["files"] = [{"name": n, "sha256": hashlib.sha256(b).hexdigest()} for n, b in _model_files().items()]
     (folder / f"{MODEL_ID}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-    monkeypatch.setattr(zoo, "registry_dir", lambda: folder)
+    monkeypatch.setattr(catalog, "registry_dir", lambda: folder)
     return folder
 
 

@@ -297,12 +297,12 @@ def test_legitimately_compressible_images_are_still_read(tmp_path: Path) -> None
 
 def test_image_larger_than_memory_is_refused_or_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from microrestore.errors import InputError
-    from microrestore.io import images
+    from microrestore.io import tiff
     from microrestore.io.lazy import LazyArray
 
     path = tmp_path / "c.tif"
     tifffile.imwrite(path, _image((256, 256)), compression="zlib", tile=(64, 64))
-    monkeypatch.setattr(images, "_available_memory", lambda: 1000)
+    monkeypatch.setattr(tiff, "_available_memory", lambda: 1000)
     with pytest.raises(InputError, match=r"c\.tif: decoding the image needs .* of memory"):
         read_image(path, memmap=False)
     with contextlib.suppress(ImportError):

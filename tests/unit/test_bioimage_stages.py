@@ -74,7 +74,7 @@ def test_single_network_export_refuses_another_network_name(tmp_path: Path) -> N
 def test_network_name_tells_networks_of_one_spec_apart_by_their_weights(tmp_path: Path) -> None:
     import torch
 
-    from microrestore.bioimage.export import _network_name
+    from microrestore.bioimage.weights import network_name
     from microrestore.engine.modeldir import load_model, save_model
     from microrestore.nn import UNet, build_network
 
@@ -90,8 +90,8 @@ def test_network_name_tells_networks_of_one_spec_apart_by_their_weights(tmp_path
         axes="YX",
     )
     bundle = load_model(folder)
-    assert _network_name(bundle, bundle.build("F", build_network)) == "F"
-    assert _network_name(bundle, bundle.build("G", build_network)) == "G"
+    assert network_name(bundle, bundle.build("F", build_network)) == "F"
+    assert network_name(bundle, bundle.build("G", build_network)) == "G"
 
 
 def test_crops_fit_the_declared_sizes() -> None:

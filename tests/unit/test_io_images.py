@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 import types
 from pathlib import Path
 
@@ -10,7 +9,10 @@ import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import microrestore.io.imagedata as imagedata
 import microrestore.io.images as images
+import microrestore.io.tiff as tiff
+from microrestore import formats
 from microrestore.errors import InputError
 from microrestore.io import ImageData, check_finite, output_memmap, read_image, write_image
 from microrestore.io.lazy import LazyArray
@@ -182,7 +184,7 @@ def test_bigtiff_read(tmp_path):
 
 
 def test_bigtiff_written_over_threshold(tmp_path, monkeypatch):
-    monkeypatch.setattr(images, "BIGTIFF_THRESHOLD", 100)
+    monkeypatch.setattr(tiff, "BIGTIFF_THRESHOLD", 100)
     data = _ramp((3, 8, 9), np.uint16)
     write_image(tmp_path / "b.tif", data, "ZYX", pixel_size={"X": 0.1, "Y": 0.1})
     with tifffile.TiffFile(tmp_path / "b.tif") as tif:
@@ -221,7 +223,7 @@ def test_memmap_read(tmp_path):
 
 
 def test_memmap_automatic_above_threshold(tmp_path, monkeypatch):
-    monkeypatch.setattr(images, "MEMMAP_THRESHOLD", 1000)
+    monkeypatch.setattr(tiff, "MEMMAP_THRESHOLD", 1000)
     write_image(tmp_path / "m.tif", _ramp((4, 32, 32), np.uint16), "ZYX")
     assert isinstance(read_image(tmp_path / "m.tif").data, LazyArray)
     assert isinstance(read_image(tmp_path / "m.tif", memmap=False).data, np.ndarray)
@@ -345,12 +347,12 @@ def test_zero_size_dimension(tmp_path):
 
 def test_zero_size_check_message(tmp_path):
     with pytest.raises(InputError, match=r"empty image \(shape \(0, 512\)\)"):
-        images._check_array((0, 512), np.dtype(np.uint8), tmp_path / "x", allow_complex=False)
+        imagedata.check_array((0, 512), np.dtype(np.uint8), tmp_path / "x", allow_complex=False)
 
 
 def test_dimension_bomb_refused(tmp_path):
     with pytest.raises(InputError, match="image too large"):
-        images._check_array((2**21, 2**20), np.dtype(np.uint8), tmp_path / "x", allow_complex=False)
+        imagedata.check_array((2**21, 2**20), np.dtype(np.uint8), tmp_path / "x", allow_complex=False)
 
 
 def test_complex_tiff_refused(tmp_path):
@@ -483,10 +485,8 @@ def test_output_memmap_requires_tiff(tmp_path):
 
 
 def _fake_registry(monkeypatch, reader=None, writer=None):
-    registry = types.SimpleNamespace(reader_for=lambda path: reader, writer_for=lambda path: writer, readers=[])
-    module = types.ModuleType("microrestore.plugins")
-    module.get_registry = lambda: registry  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "microrestore.plugins", module)
+    registry = types.SimpleNamespace(readers=[reader] if reader else [], writers=[writer] if writer else [])
+    monkeypatch.setattr(formats, "_source", lambda: registry)
 
 
 def test_plugin_reader_and_writer(tmp_path, monkeypatch):
@@ -501,7 +501,8 @@ def test_plugin_reader_and_writer(tmp_path, monkeypatch):
         path.write_bytes(b"fancy")
         return path
 
-    _fake_registry(monkeypatch, types.SimpleNamespace(read=read), types.SimpleNamespace(write=write))
+    reader = types.SimpleNamespace(read=read, suffixes=(".fancy",))
+    _fake_registry(monkeypatch, reader, types.SimpleNamespace(write=write, suffixes=(".fancy",)))
     (tmp_path / "i.fancy").write_bytes(b"x")
     image = read_image(tmp_path / "i.fancy", axes="TYX")
     assert (image.axes, image.path, seen["axes"]) == ("TYX", tmp_path / "i.fancy", "TYX")
@@ -511,9 +512,12 @@ def test_plugin_reader_and_writer(tmp_path, monkeypatch):
 
 
 def test_plugins_unavailable_means_no_reader(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "microrestore.plugins", None)
-    assert images._plugin_reader(tmp_path / "x.fancy") is None
-    assert images._plugin_writer(tmp_path / "x.fancy") is None
+    monkeypatch.setattr(formats, "_source", None)
+    assert formats.reader_for(tmp_path / "x.fancy") is None
+    assert formats.writer_for(tmp_path / "x.fancy") is None
+    with pytest.raises(InputError, match="unsupported file type"):
+        (tmp_path / "x.fancy").write_bytes(b"not a tiff")
+        read_image(tmp_path / "x.fancy")
 
 
 # ------------------------------------------------------------------------------------------ property test

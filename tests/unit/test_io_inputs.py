@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import sys
 import types
 
 import numpy as np
 import pytest
 import tifffile
 
+from microrestore import formats
 from microrestore.errors import InputError
 from microrestore.io.inputs import IMAGE_SUFFIXES, expand_inputs, image_suffixes, inputs_are_many, plan_outputs
 
@@ -82,10 +82,8 @@ def test_inputs_are_many(folder):
 def test_plugin_reader_suffixes_join_folder_listing(monkeypatch, folder):
     (folder / "x.czi").write_bytes(b"x")
     reader = types.SimpleNamespace(suffixes=(".czi",))
-    registry = types.SimpleNamespace(readers=[reader], writer_for=lambda path: None)
-    module = types.ModuleType("microrestore.plugins")
-    module.get_registry = lambda: registry  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "microrestore.plugins", module)
+    registry = types.SimpleNamespace(readers=[reader], writers=[])
+    monkeypatch.setattr(formats, "_source", lambda: registry)
     assert "x.czi" in [p.name for p in expand_inputs([str(folder)])]
     # a suffix only a reader handles becomes .tif on output
     out = plan_outputs([folder / "x.czi"], folder.parent / "out", many=True)

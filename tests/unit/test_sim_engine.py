@@ -1,4 +1,4 @@
-"""microrestore.sim: parameters, OTFs, band separation, estimation, Wiener reconstruction, resolution."""
+"""microrestore.structured_illumination: parameters, OTFs, band separation, estimation, Wiener, resolution."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import torch
 from microrestore.errors import InputError
 from microrestore.metrics import evaluate, frc_resolution
 from microrestore.optics import Optics
-from microrestore.sim.bands import (
+from microrestore.simulation import CameraModel, filaments, sim_raw_frames
+from microrestore.simulation.cases import _sim_gt
+from microrestore.structured_illumination.bands import (
     apodize_borders,
     equalize_orientations,
     mix_bands,
@@ -25,13 +27,11 @@ from microrestore.sim.bands import (
     upsample2,
     widefield,
 )
-from microrestore.sim.estimate import SIMEstimationWarning, estimate_params
-from microrestore.sim.options import EstimationOptions
-from microrestore.sim.otf import OTF, otf_from_optics, read_otf_file
-from microrestore.sim.params import OrientationParams, SIMParams, frame_index, parameter_errors
-from microrestore.sim.wiener import WienerFilter, wiener_reconstruct_bands
-from microrestore.simulation import CameraModel, filaments, sim_raw_frames
-from microrestore.simulation.cases import _sim_gt
+from microrestore.structured_illumination.estimate import SIMEstimationWarning, estimate_params
+from microrestore.structured_illumination.options import EstimationOptions
+from microrestore.structured_illumination.otf import OTF, otf_from_optics, read_otf_file
+from microrestore.structured_illumination.params import OrientationParams, SIMParams, frame_index, parameter_errors
+from microrestore.structured_illumination.wiener import WienerFilter, wiener_reconstruct_bands
 
 PX = 62.6
 NA, LAM = 1.3, 525.0

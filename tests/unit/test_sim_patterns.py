@@ -11,8 +11,12 @@ import torch
 from microrestore.errors import InputError
 from microrestore.optics import Optics
 from microrestore.optics.otf import ideal_otf
-from microrestore.sim.patterns import equalize_orientations, illumination_patterns, pattern_modulated_images
 from microrestore.simulation import filaments, sim_raw_frames
+from microrestore.structured_illumination.patterns import (
+    equalize_orientations,
+    illumination_patterns,
+    pattern_modulated_images,
+)
 
 OPTICS = Optics(na=1.3, wavelength_nm=525, pixel_size_nm=62.6)
 

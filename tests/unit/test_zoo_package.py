@@ -15,7 +15,7 @@ from microrestore import zoo
 from microrestore.bioimage.importer import is_bioimage_package
 from microrestore.errors import InputError
 from microrestore.plugins.registry import PredictOptions
-from microrestore.zoo import package
+from microrestore.zoo import catalog, package
 
 BUNDLED = zoo.BUNDLED_DIR / "care-demo-2d.zip"
 
@@ -113,8 +113,8 @@ def test_extraction_is_cached_and_reverified(tmp_path: Path) -> None:
 
 def test_bundled_package_is_verified_on_every_use(monkeypatch: pytest.MonkeyPatch, _cache: Path) -> None:
     hashed: list[str] = []
-    real = zoo.sha256_of
-    monkeypatch.setattr(zoo, "sha256_of", lambda path, *a: hashed.append(Path(path).name) or real(path, *a))
+    real = catalog.sha256_of
+    monkeypatch.setattr(catalog, "sha256_of", lambda path, *a: hashed.append(Path(path).name) or real(path, *a))
     first = zoo.resolve_model("care-demo-2d")
     second = zoo.resolve_model("care-demo-2d")
     assert first == second and first.parent == _cache / "packages"

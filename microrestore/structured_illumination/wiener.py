@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from microrestore.errors import InputError
-from microrestore.sim.bands import (
+from microrestore.structured_illumination.bands import (
     fine_coordinates,
     pad_full_spectrum,
     pad_spectrum,
@@ -51,8 +51,8 @@ from microrestore.sim.bands import (
 )
 
 if TYPE_CHECKING:
-    from microrestore.sim.otf import OTF
-    from microrestore.sim.params import SIMParams
+    from microrestore.structured_illumination.otf import OTF
+    from microrestore.structured_illumination.params import SIMParams
 
 __all__ = ["APODIZATIONS", "WienerFilter", "apodization", "wiener_reconstruct_bands"]
 

@@ -1,6 +1,7 @@
 """From a raw SIM file to SR images: checks, stacks, parameters (given or estimated), OTF, Wiener.
 
-These are the building blocks every SIM method shares (see :mod:`microrestore.sim` for the interface):
+These are the building blocks every SIM method shares (see :mod:`microrestore.structured_illumination` for the
+interface):
 :func:`raw_stacks`, :func:`resolve_params`, :func:`prepare_stacks` and :func:`wiener_sim`.
 """
 
@@ -14,14 +15,14 @@ import numpy as np
 import torch
 
 from microrestore.errors import InputError
-from microrestore.sim.bands import apodize_borders, equalize_orientations, to_stacks
-from microrestore.sim.params import SIMParams
+from microrestore.structured_illumination.bands import apodize_borders, equalize_orientations, to_stacks
+from microrestore.structured_illumination.params import SIMParams
 
 if TYPE_CHECKING:
     from microrestore.io import ImageData
-    from microrestore.sim.options import SIMOptions
-    from microrestore.sim.otf import OTF
-    from microrestore.sim.wiener_auto import WienerChoice
+    from microrestore.structured_illumination.options import SIMOptions
+    from microrestore.structured_illumination.otf import OTF
+    from microrestore.structured_illumination.wiener_auto import WienerChoice
 
 __all__ = ["output_axes", "prepare_stacks", "raw_stacks", "resolve_params", "wiener_sim"]
 
@@ -110,7 +111,7 @@ def resolve_params(
             "--wavelength-exc), or a parameter file with --params",
             path,
         )
-    from microrestore.sim.estimate import estimate_params
+    from microrestore.structured_illumination.estimate import estimate_params
 
     kwargs = {"order": options.order, "equalize": options.equalize, "border_px": options.border_px}
     if options.per_stack:
@@ -142,17 +143,17 @@ def wiener_sim(
     on_progress
         Called as ``on_progress(done, total)`` after each batch of stacks.
     on_wiener
-        Called with the :class:`~microrestore.sim.wiener_auto.WienerChoice` (the constant used, given or
-        chosen from the noise for ``options.wiener == "auto"``).
+        Called with the :class:`~microrestore.structured_illumination.wiener_auto.WienerChoice` (the constant used,
+        given or chosen from the noise for ``options.wiener == "auto"``).
 
     Returns
     -------
     tuple
         The SR images (``out``, or a new float32 array ``(n, 2 Y, 2 X)``) and the parameters used.
     """
-    from microrestore.sim.otf import load_otf
-    from microrestore.sim.wiener import WienerFilter
-    from microrestore.sim.wiener_auto import choose_wiener
+    from microrestore.structured_illumination.otf import load_otf
+    from microrestore.structured_illumination.wiener import WienerFilter
+    from microrestore.structured_illumination.wiener_auto import choose_wiener
 
     stacks = raw_stacks(image, options)
     pixel_size_nm = options.resolved_pixel_size_nm(image.pixel_size, image.path)

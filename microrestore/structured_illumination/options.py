@@ -19,7 +19,9 @@ __all__ = ["EstimationOptions", "SIMOptions"]
 
 
 class EstimationOptions(BaseModel):
-    """Tolerances of the illumination parameter estimation (:func:`~microrestore.sim.estimate.estimate_params`).
+    """Tolerances of the illumination parameter estimation.
+
+    See :func:`~microrestore.structured_illumination.estimate.estimate_params`.
 
     Attributes
     ----------
@@ -102,7 +104,7 @@ class SIMOptions(BaseModel):
         Estimate parameters for each raw stack of a time series (default: once, on the mean of all stacks).
     wiener
         Wiener constant ``w``: the filter's denominator is ``w**2 + sum |OTF_band|**2``; ``"auto"`` (default)
-        chooses it from the noise of the raw frames (:mod:`microrestore.sim.wiener_auto`).
+        chooses it from the noise of the raw frames (:mod:`microrestore.structured_illumination.wiener_auto`).
     apodization
         Final apodisation over the extended support (cut-off + ``|k|``): ``otf`` (the ideal OTF's shape),
         ``triangle``, ``cosine`` (bell) or ``none``.

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from microrestore.sim.bands import apodize_borders, equalize_orientations
+from microrestore.structured_illumination.bands import apodize_borders, equalize_orientations
 
 if TYPE_CHECKING:
-    from microrestore.sim.options import SIMOptions
-    from microrestore.sim.otf import OTF
+    from microrestore.structured_illumination.options import SIMOptions
+    from microrestore.structured_illumination.otf import OTF
 
 __all__ = ["EXPONENT", "RING", "SCALE", "W_MAX", "W_MIN", "WienerChoice", "choose_wiener", "noise_to_signal"]
 

@@ -5,20 +5,20 @@ The engine every SIM method builds on (``wiener-sim``, ``rdl-sim``), in torch so
 
 Modules
 -------
-- :mod:`~microrestore.sim.params`: :class:`SIMParams` (one :class:`OrientationParams` per pattern
+- :mod:`~microrestore.structured_illumination.params`: :class:`SIMParams` (one :class:`OrientationParams` per pattern
   orientation: wave vector, per-frame phases, modulation depth), JSON save/load, frame orders.
-- :mod:`~microrestore.sim.options`: :class:`SIMOptions`, the pydantic model of the options every SIM method
-  takes (optics, OTF, frame order, Wiener constant, estimation tolerances); methods subclass it for their
+- :mod:`~microrestore.structured_illumination.options`: :class:`SIMOptions`, the pydantic model of the options every SIM
+  method takes (optics, OTF, frame order, Wiener constant, estimation tolerances); methods subclass it for their
   ``predict_schema``.
-- :mod:`~microrestore.sim.otf`: :class:`OTF` (radial profile, evaluated anywhere in frequency space) from the
-  optics (attenuated ideal OTF) or from a file (rDL-SIM MRC radial OTFs, TIFF profiles or PSFs).
-- :mod:`~microrestore.sim.bands`: frame orders, border tapering, orientation equalisation, band separation
-  with the phase matrix and its forward model, Fourier upsampling onto the 2x grid, widefield images.
-- :mod:`~microrestore.sim.estimate`: per-orientation wave vector, phase and modulation from the band 0 /
-  band 1 overlap, with fallbacks to nominal values (:class:`SIMEstimationWarning`).
-- :mod:`~microrestore.sim.wiener`: Wiener-SIM reconstruction on the 2x grid (:class:`WienerFilter`,
+- :mod:`~microrestore.structured_illumination.otf`: :class:`OTF` (radial profile, evaluated anywhere in frequency space)
+  from the optics (attenuated ideal OTF) or from a file (rDL-SIM MRC radial OTFs, TIFF profiles or PSFs).
+- :mod:`~microrestore.structured_illumination.bands`: frame orders, border tapering, orientation equalisation, band
+  separation with the phase matrix and its forward model, Fourier upsampling onto the 2x grid, widefield images.
+- :mod:`~microrestore.structured_illumination.estimate`: per-orientation wave vector, phase and modulation from the band
+  0 / band 1 overlap, with fallbacks to nominal values (:class:`SIMEstimationWarning`).
+- :mod:`~microrestore.structured_illumination.wiener`: Wiener-SIM reconstruction on the 2x grid (:class:`WienerFilter`,
   precomputed for fixed parameters: a time series costs one pass per stack).
-- :mod:`~microrestore.sim.reconstruct`: from an :class:`~microrestore.io.ImageData` to the SR image
+- :mod:`~microrestore.structured_illumination.reconstruct`: from an :class:`~microrestore.io.ImageData` to the SR image
   (axes and frame order checks, parameters given or estimated, OTF, Wiener).
 
 Conventions (shared with :func:`microrestore.simulation.sim_raw_frames` and ``rdl-sim``)
@@ -40,9 +40,9 @@ Interface of a ``sim`` method (``Method(task="sim")``, e.g. ``wiener-sim`` and `
 task ``sim`` (``NAME`` itself, else ``NAME-sim``: ``wiener`` -> ``wiener-sim``, ``rdl`` -> ``rdl-sim``), then:
 
 1. ``options.params`` holds the validated fields of the method's ``predict_schema``, which subclasses
-   :class:`~microrestore.sim.options.SIMOptions` (so every SIM method accepts ``na``, ``wavelength_nm``,
-   ``pixel_size_nm``, ``na_exc``, ``wavelength_exc_nm``, ``otf``, ``wiener``, ``params``, ``order``, ...); the
-   CLI fills them from its flags, ``--set key=value`` adds method-specific ones.
+   :class:`~microrestore.structured_illumination.options.SIMOptions` (so every SIM method accepts ``na``,
+   ``wavelength_nm``, ``pixel_size_nm``, ``na_exc``, ``wavelength_exc_nm``, ``otf``, ``wiener``, ``params``,
+   ``order``, ...); the CLI fills them from its flags, ``--set key=value`` adds method-specific ones.
 2. ``method.load(model, options)`` returns a predictor; ``predictor.predict(image, out=None)`` takes the raw
    :class:`~microrestore.io.ImageData` (any axes ending in ``YX`` whose other axes hold ``9 n`` frames, in the
    file's dtype) and returns float32 ``(n, 2 Y, 2 X)``: one SR image per raw stack, in the input's units. With
@@ -51,19 +51,22 @@ task ``sim`` (``NAME`` itself, else ``NAME-sim``: ``wiener`` -> ``wiener-sim``, 
 3. After ``predict``, ``predictor.last_params`` is the :class:`SIMParams` used (given or estimated; the first
    stack's with ``per_stack``), which the CLI prints and can save (``--save-params``).
 
-Building blocks for a method: :func:`~microrestore.sim.reconstruct.raw_stacks` (``ImageData`` + options ->
-tensor ``(n, n_or, n_ph, Y, X)``, with one-line errors), :func:`~microrestore.sim.reconstruct.resolve_params`
-(``--params`` file or estimation), :func:`~microrestore.sim.reconstruct.prepare_stacks` (equalisation and
-border apodisation), :func:`~microrestore.sim.otf.load_otf` (OTF from the options),
-:class:`~microrestore.sim.wiener.WienerFilter` (``WienerFilter(params, otf, shape_yx, ...)(stacks)``), and
-:func:`~microrestore.sim.reconstruct.wiener_sim` (all of it, from a file's ``ImageData`` to SR images).
+Building blocks for a method: :func:`~microrestore.structured_illumination.reconstruct.raw_stacks` (``ImageData`` +
+options -> tensor ``(n, n_or, n_ph, Y, X)``, with one-line errors),
+:func:`~microrestore.structured_illumination.reconstruct.resolve_params` (``--params`` file or estimation),
+:func:`~microrestore.structured_illumination.reconstruct.prepare_stacks` (equalisation and border apodisation),
+:func:`~microrestore.structured_illumination.otf.load_otf` (OTF from the options),
+:class:`~microrestore.structured_illumination.wiener.WienerFilter`
+(``WienerFilter(params, otf, shape_yx, ...)(stacks)``), and
+:func:`~microrestore.structured_illumination.reconstruct.wiener_sim` (all of it, from a file's ``ImageData`` to SR
+images).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from microrestore.sim.params import FRAME_ORDERS, OrientationParams, SIMParams
+from microrestore.structured_illumination.params import FRAME_ORDERS, OrientationParams, SIMParams
 
 __all__ = [
     "FRAME_ORDERS",
@@ -79,18 +82,18 @@ __all__ = [
 ]
 
 _LAZY = {
-    "OTF": "microrestore.sim.otf",
-    "load_otf": "microrestore.sim.otf",
-    "SIMOptions": "microrestore.sim.options",
-    "SIMEstimationWarning": "microrestore.sim.estimate",
-    "estimate_params": "microrestore.sim.estimate",
-    "WienerFilter": "microrestore.sim.wiener",
-    "reconstruct": "microrestore.sim.reconstruct",
+    "OTF": "microrestore.structured_illumination.otf",
+    "load_otf": "microrestore.structured_illumination.otf",
+    "SIMOptions": "microrestore.structured_illumination.options",
+    "SIMEstimationWarning": "microrestore.structured_illumination.estimate",
+    "estimate_params": "microrestore.structured_illumination.estimate",
+    "WienerFilter": "microrestore.structured_illumination.wiener",
+    "reconstruct": "microrestore.structured_illumination.reconstruct",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # torch-based modules load on first use, so importing microrestore.sim stays cheap.
+    # torch-based modules load on first use, so importing microrestore.structured_illumination stays cheap.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ without noise, and hands these images to its denoiser beside the noisy frames. O
 - resized to the raw grid (2 x 2 pixel means: the bilinear 2x reduction of the authors' ``cv2.resize`` with
   pixel-centre alignment, and the camera's pixel integration), then min-max normalised over all frames.
 
-Conventions are those of the simulator and of :mod:`microrestore.sim`'s parameters: wave vectors
+Conventions are those of the simulator and of :mod:`microrestore.structured_illumination`'s parameters: wave vectors
 ``(ky, kx)`` in cycles per raw pixel, phases in radians, the pattern ``1 + m cos(2 pi (ky y + kx x) + phase)``
 with ``x``, ``y`` raw pixel indices (origin at the centre of raw pixel (0, 0)); frame ``j`` of the stack is
 orientation ``j // n_phases``, phase ``j % n_phases``. A pixel ``j`` of the 2x grid has its centre at raw
@@ -32,8 +32,8 @@ from numpy.typing import ArrayLike
 from microrestore.errors import InputError
 
 if TYPE_CHECKING:
-    from microrestore.sim.otf import OTF
-    from microrestore.sim.params import SIMParams
+    from microrestore.structured_illumination.otf import OTF
+    from microrestore.structured_illumination.params import SIMParams
 
 __all__ = [
     "equalize_orientations",
@@ -192,7 +192,9 @@ def fine_grid_otf(
 
 
 def generate_from_params(sr: torch.Tensor, params: SIMParams, otf_fine: torch.Tensor) -> torch.Tensor:
-    """Pattern-modulated images for :class:`~microrestore.sim.params.SIMParams`, min-max over all frames.
+    """Pattern-modulated images for a :class:`~microrestore.structured_illumination.params.SIMParams`.
+
+    Min-max normalised over all frames.
 
     Parameters
     ----------

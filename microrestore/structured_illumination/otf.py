@@ -27,7 +27,7 @@ import torch
 from microrestore.errors import InputError
 
 if TYPE_CHECKING:
-    from microrestore.sim.options import SIMOptions
+    from microrestore.structured_illumination.options import SIMOptions
 
 __all__ = ["OTF", "load_otf", "otf_from_optics", "radial_profile", "read_otf_file"]
 

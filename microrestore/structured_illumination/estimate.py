@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from microrestore.errors import InputError
-from microrestore.sim.bands import apodize_borders, equalize_orientations, separate_bands
-from microrestore.sim.params import OrientationParams, SIMParams
+from microrestore.structured_illumination.bands import apodize_borders, equalize_orientations, separate_bands
+from microrestore.structured_illumination.params import OrientationParams, SIMParams
 
 if TYPE_CHECKING:
-    from microrestore.sim.options import EstimationOptions
-    from microrestore.sim.otf import OTF
+    from microrestore.structured_illumination.options import EstimationOptions
+    from microrestore.structured_illumination.otf import OTF
 
 __all__ = ["SIMEstimationWarning", "estimate_params"]
 
@@ -183,7 +184,7 @@ def estimate_params(
     nominal_k_per_um
         Expected pattern frequency ``2 NA_exc / lambda_exc`` in cycles per micrometre.
     options
-        Tolerances (:class:`~microrestore.sim.options.EstimationOptions`).
+        Tolerances (:class:`~microrestore.structured_illumination.options.EstimationOptions`).
     order
         Frame order recorded in the result.
     equalize, border_px
@@ -199,24 +200,15 @@ def estimate_params(
     InputError
         When the nominal frequency is beyond the raw grid's Nyquist limit or the frames are too small.
     """
-    from microrestore.sim.options import EstimationOptions
+    from microrestore.structured_illumination.options import EstimationOptions
 
     opts = options or EstimationOptions()
     if stacks.dim() == 4:
         stacks = stacks[None]
     n_or, n_ph, ny, nx = (int(s) for s in stacks.shape[1:])
-    if min(ny, nx) < 32:
-        raise InputError(f"SIM frames must be at least 32 x 32 pixels to estimate parameters, got {ny} x {nx}")
     px_um = pixel_size_nm / 1000.0
     k_nom = nominal_k_per_um * px_um  # cycles per raw pixel
-    if not 0 < k_nom < 0.5:
-        raise InputError(
-            f"the nominal pattern frequency {nominal_k_per_um:.3g}/um is {k_nom:.3g} cycles per pixel at "
-            f"{pixel_size_nm:g} nm pixels, outside (0, 0.5): check the optics and the pixel size"
-        )
-    if opts.angles_deg is not None and len(opts.angles_deg) != n_or:
-        raise InputError(f"angles_deg must list {n_or} angles, got {len(opts.angles_deg)}")
-    device = stacks.device
+    _check_estimation_inputs(n_or, ny, nx, k_nom, nominal_k_per_um, pixel_size_nm, opts)
     raw = stacks.float().mean(dim=0, keepdim=True)
     if equalize:
         raw = equalize_orientations(raw)
@@ -226,6 +218,71 @@ def estimate_params(
     b0, b1 = bands[:, 0], bands[:, 1]
 
     # 1. coarse peak of the OTF-weighted cross-correlation, in the annulus around the nominal |k|
+    z, significance, peak_y, peak_x = _coarse_peaks(b0, b1, otf, px_um, k_nom, opts)
+    # 2. sub-pixel refinement of the overlap correlation around the coarse peak
+    ky_fit, kx_fit = _refine_wave_vectors(b0, b1, peak_y, peak_x, otf, px_um, opts)
+    # 3. fallbacks for the wave vector
+    k_fit = torch.hypot(ky_fit, kx_fit).tolist()
+    ang_fit = [math.degrees(math.atan2(a, b)) for a, b in zip(ky_fit.tolist(), kx_fit.tolist(), strict=True)]
+    good, reasons = _judge_fits(k_fit, ang_fit, significance, k_nom, px_um, opts)
+    messages = _adopt_agreeing_fits(k_fit, ang_fit, significance, good, k_nom, px_um, nominal_k_per_um, opts)
+    good_k = [k_fit[d] for d in range(n_or) if good[d]]
+    k_fallback = sum(good_k) / len(good_k) if good_k else k_nom
+    failed = [d for d in range(n_or) if not good[d]]
+    fallback: list[list[str]] = [["k"] if d in failed else [] for d in range(n_or)]
+    if failed:
+        ky_use, kx_use = _borrowed_wave_vectors(
+            _Correlation(b0, b1, z, otf, px_um, opts), ky_fit, kx_fit, ang_fit, good, reasons, k_fallback, messages
+        )
+    else:
+        ky_use, kx_use = ky_fit, kx_fit
+
+    # 4. modulation and phase at the final wave vectors
+    modamp, correlation = _modulation(b0, b1, otf, ky_use, kx_use, px_um, opts)
+    orientations = []
+    for d in range(n_or):
+        m = _checked_modulation(d, 2.0 * float(modamp[d].abs()), fallback[d], opts, messages)
+        quality = {
+            "peak_significance": round(significance[d], 3),
+            "correlation": round(correlation[d], 4),
+            "k_fit_per_um": k_fit[d] / px_um,
+            "angle_fit_deg": ang_fit[d],
+        }
+        phase0 = float(torch.angle(modamp[d]))
+        orientations.append(_orientation(float(ky_use[d]), float(kx_use[d]), phase0, n_ph, m, fallback[d], quality))
+    for message in messages:
+        warnings.warn(SIMEstimationWarning(message), stacklevel=2)
+    notes = [f"nominal |k| {nominal_k_per_um:.4g}/um; OTF: {otf.source}", *messages]
+    return SIMParams(
+        orientations, order=order, pixel_size_nm=pixel_size_nm, shape_yx=(ny, nx), source="estimated", notes=notes
+    )
+
+
+def _check_estimation_inputs(
+    n_or: int, ny: int, nx: int, k_nom: float, nominal_k_per_um: float, pixel_size_nm: float, opts: EstimationOptions
+) -> None:
+    """Refuse frames too small to estimate from, a nominal frequency beyond Nyquist and a wrong number of angles."""
+    if min(ny, nx) < 32:
+        raise InputError(f"SIM frames must be at least 32 x 32 pixels to estimate parameters, got {ny} x {nx}")
+    if not 0 < k_nom < 0.5:
+        raise InputError(
+            f"the nominal pattern frequency {nominal_k_per_um:.3g}/um is {k_nom:.3g} cycles per pixel at "
+            f"{pixel_size_nm:g} nm pixels, outside (0, 0.5): check the optics and the pixel size"
+        )
+    if opts.angles_deg is not None and len(opts.angles_deg) != n_or:
+        raise InputError(f"angles_deg must list {n_or} angles, got {len(opts.angles_deg)}")
+
+
+def _coarse_peaks(
+    b0: torch.Tensor, b1: torch.Tensor, otf: OTF, px_um: float, k_nom: float, opts: EstimationOptions
+) -> tuple[torch.Tensor, list[float], torch.Tensor, torch.Tensor]:
+    """The OTF-weighted cross-correlation's scores in the annulus around ``k_nom`` and each orientation's peak.
+
+    Returns ``(scores, significance, peak_y, peak_x)``: scores ``(n_or, Y, X)`` (``-inf`` outside the annulus),
+    the best score of each orientation and its (signed) pixel position.
+    """
+    n_or, ny, nx = int(b0.shape[0]), int(b0.shape[-2]), int(b0.shape[-1])
+    device = b0.device
     qy, qx = _frequencies((ny, nx), device)
     q2 = qy**2 + qx**2
     cut = otf.cutoff_per_um * px_um
@@ -240,18 +297,21 @@ def estimate_params(
     z = torch.where(annulus, z, torch.full((), -math.inf, device=device))
     best = z.reshape(n_or, -1).argmax(dim=1)
     significance = z.reshape(n_or, -1).gather(1, best[:, None])[:, 0].tolist()
-    peak_y = _signed(best // nx, ny)
-    peak_x = _signed(best % nx, nx)
+    return z, significance, _signed(best // nx, ny), _signed(best % nx, nx)
 
-    # 2. sub-pixel refinement of the overlap correlation around the coarse peak
-    ky_fit, kx_fit = _refine_wave_vectors(b0, b1, peak_y, peak_x, otf, px_um, opts)
 
-    # 3. fallbacks for the wave vector
-    k_fit = torch.hypot(ky_fit, kx_fit).tolist()
-    ang_fit = [math.degrees(math.atan2(a, b)) for a, b in zip(ky_fit.tolist(), kx_fit.tolist(), strict=True)]
+def _judge_fits(
+    k_fit: list[float],
+    ang_fit: list[float],
+    significance: list[float],
+    k_nom: float,
+    px_um: float,
+    opts: EstimationOptions,
+) -> tuple[list[bool], list[str]]:
+    """Which orientations' fitted wave vectors to trust, and why not the others (a weak peak, |k| or angle off)."""
     good = []
     reasons: list[str] = []
-    for d in range(n_or):
+    for d in range(len(k_fit)):
         why = []
         if significance[d] < opts.min_significance:
             why.append(f"weak peak (significance {significance[d]:.1f} < {opts.min_significance:g})")
@@ -261,56 +321,106 @@ def estimate_params(
             why.append(f"angle {ang_fit[d]:.2f} deg is far from nominal {opts.angles_deg[d]:g} deg")
         good.append(not why)
         reasons.append("; ".join(why))
-    adopted = _agreeing_off_nominal(k_fit, ang_fit, significance, good, k_nom, opts)
-    messages = []
-    if adopted:
-        for d in adopted:
-            good[d] = True
-        k_mean = sum(k_fit[d] for d in adopted) / len(adopted)
-        messages.append(
-            f"the fitted |k| of orientations {', '.join(map(str, adopted))} agree with each other "
-            f"({k_mean / px_um:.4g}/um, period {1000.0 * px_um / k_mean:.1f} nm) but are "
-            f"{100 * (k_mean / k_nom - 1):+.1f}% from the nominal {nominal_k_per_um:.4g}/um = 2 NA_exc / lambda_exc: "
-            "using the fitted values; check --na-exc / --wavelength-exc (they default to --na / --wavelength)"
-        )
-    good_k = [k_fit[d] for d in range(n_or) if good[d]]
-    k_fallback = sum(good_k) / len(good_k) if good_k else k_nom
-    failed = [d for d in range(n_or) if not good[d]]
-    fallback: list[list[str]] = [["k"] if d in failed else [] for d in range(n_or)]
-    if failed:
-        if opts.angles_deg is not None:
-            angles = {d: opts.angles_deg[d] for d in failed}
-            origin = "nominal angle"
-        elif good_k:
-            angles = _assign_spare_angles(z, ang_fit, good, k_fallback)
-            origin = "equal spacing from the fitted orientations"
-        else:
-            angles = {d: ang_fit[d] for d in failed}
-            origin = "its own correlation peak"
-        # Refine around the inferred wave vector (whichever of +-k the correlation prefers); keep the inferred
-        # one when the refinement wanders off by more than a pixel.
-        guess = torch.tensor([_best_sign(z[d], angles[d], k_fallback) for d in failed], dtype=torch.float64)
-        gy, gx = guess[:, 0].to(device), guess[:, 1].to(device)
-        ry, rx = _refine_wave_vectors(
-            b0[failed], b1[failed], torch.round(gy * ny), torch.round(gx * nx), otf, px_um, opts
-        )
-        ky_use, kx_use = ky_fit.clone(), kx_fit.clone()
-        for i, d in enumerate(failed):
-            moved = math.hypot((float(ry[i]) - float(gy[i])) * ny, (float(rx[i]) - float(gx[i])) * nx)
-            refined = moved <= 1.0
-            ky_use[d], kx_use[d] = (ry[i], rx[i]) if refined else (gy[i], gx[i])
-            how = "refined locally" if refined else "not refined"
-            messages.append(
-                f"orientation {d}: {reasons[d]}; using |k| = {k_fallback / px_um:.4g}/um "
-                f"({'mean of the fitted orientations' if good_k else 'nominal 2 NA_exc / lambda_exc'}) and "
-                f"angle {angles[d]:.2f} deg ({origin}), {how}"
-            )
-    else:
-        ky_use, kx_use = ky_fit, kx_fit
+    return good, reasons
 
-    # 4. modulation and phase at the final wave vectors
-    b1_s = _shift_band(b1, ky_use, kx_use)
-    o0, o1, w0 = _overlaps(b0, b1_s, otf, ky_use, kx_use, px_um, opts)
+
+def _adopt_agreeing_fits(
+    k_fit: list[float],
+    ang_fit: list[float],
+    significance: list[float],
+    good: list[bool],
+    k_nom: float,
+    px_um: float,
+    nominal_k_per_um: float,
+    opts: EstimationOptions,
+) -> list[str]:
+    """Trust orientations that agree with each other off the nominal |k| (wrong optics); marks them in ``good``."""
+    adopted = _agreeing_off_nominal(k_fit, ang_fit, significance, good, k_nom, opts)
+    if not adopted:
+        return []
+    for d in adopted:
+        good[d] = True
+    k_mean = sum(k_fit[d] for d in adopted) / len(adopted)
+    return [
+        f"the fitted |k| of orientations {', '.join(map(str, adopted))} agree with each other "
+        f"({k_mean / px_um:.4g}/um, period {1000.0 * px_um / k_mean:.1f} nm) but are "
+        f"{100 * (k_mean / k_nom - 1):+.1f}% from the nominal {nominal_k_per_um:.4g}/um = 2 NA_exc / lambda_exc: "
+        "using the fitted values; check --na-exc / --wavelength-exc (they default to --na / --wavelength)"
+    ]
+
+
+@dataclass(frozen=True)
+class _Correlation:
+    """The bands and correlation scores an orientation without a trusted fit borrows its wave vector from."""
+
+    b0: torch.Tensor
+    b1: torch.Tensor
+    scores: torch.Tensor
+    otf: OTF
+    px_um: float
+    opts: EstimationOptions
+
+
+def _borrowed_wave_vectors(
+    corr: _Correlation,
+    ky_fit: torch.Tensor,
+    kx_fit: torch.Tensor,
+    ang_fit: list[float],
+    good: list[bool],
+    reasons: list[str],
+    k_fallback: float,
+    messages: list[str],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Wave vectors for the orientations not ``good``: ``k_fallback`` at an inferred angle, refined locally.
+
+    The angle is the nominal one when given, else equally spaced from the fitted orientations, else the
+    orientation's own peak. Refined around the inferred wave vector (whichever of +-k the correlation prefers);
+    the inferred one is kept when the refinement wanders off by more than a pixel. Appends one message each.
+    """
+    opts, z = corr.opts, corr.scores
+    ny, nx = int(corr.b0.shape[-2]), int(corr.b0.shape[-1])
+    failed = [d for d in range(len(good)) if not good[d]]
+    any_good = any(good)
+    if opts.angles_deg is not None:
+        angles = {d: opts.angles_deg[d] for d in failed}
+        origin = "nominal angle"
+    elif any_good:
+        angles = _assign_spare_angles(z, ang_fit, good, k_fallback)
+        origin = "equal spacing from the fitted orientations"
+    else:
+        angles = {d: ang_fit[d] for d in failed}
+        origin = "its own correlation peak"
+    guess = torch.tensor([_best_sign(z[d], angles[d], k_fallback) for d in failed], dtype=torch.float64)
+    gy, gx = guess[:, 0].to(corr.b0.device), guess[:, 1].to(corr.b0.device)
+    ry, rx = _refine_wave_vectors(
+        corr.b0[failed], corr.b1[failed], torch.round(gy * ny), torch.round(gx * nx), corr.otf, corr.px_um, opts
+    )
+    ky_use, kx_use = ky_fit.clone(), kx_fit.clone()
+    for i, d in enumerate(failed):
+        moved = math.hypot((float(ry[i]) - float(gy[i])) * ny, (float(rx[i]) - float(gx[i])) * nx)
+        refined = moved <= 1.0
+        ky_use[d], kx_use[d] = (ry[i], rx[i]) if refined else (gy[i], gx[i])
+        how = "refined locally" if refined else "not refined"
+        messages.append(
+            f"orientation {d}: {reasons[d]}; using |k| = {k_fallback / corr.px_um:.4g}/um "
+            f"({'mean of the fitted orientations' if any_good else 'nominal 2 NA_exc / lambda_exc'}) and "
+            f"angle {angles[d]:.2f} deg ({origin}), {how}"
+        )
+    return ky_use, kx_use
+
+
+def _modulation(
+    b0: torch.Tensor,
+    b1: torch.Tensor,
+    otf: OTF,
+    ky: torch.Tensor,
+    kx: torch.Tensor,
+    px_um: float,
+    opts: EstimationOptions,
+) -> tuple[torch.Tensor, list[float]]:
+    """Complex modulation (half the modulation depth times the phase) and overlap correlation per orientation."""
+    b1_s = _shift_band(b1, ky, kx)
+    o0, o1, w0 = _overlaps(b0, b1_s, otf, ky, kx, px_um, opts)
     cross = (o0.conj() * o1).sum(dim=(-2, -1)).to(torch.complex128)
     power0 = (o0.abs() ** 2).sum(dim=(-2, -1)).to(torch.float64)
     power1 = (o1.abs() ** 2).sum(dim=(-2, -1)).to(torch.float64)
@@ -318,51 +428,43 @@ def estimate_params(
     signal0 = torch.where(power0 - noise0 > 0.1 * power0, power0 - noise0, power0)
     modamp = cross / signal0.clamp_min(1e-30)
     correlation = (cross.abs() / torch.sqrt(power0 * power1).clamp_min(1e-30)).tolist()
+    return modamp, correlation
 
-    orientations = []
+
+def _checked_modulation(d: int, m: float, fallback: list[str], opts: EstimationOptions, messages: list[str]) -> float:
+    """The measured modulation, or the default one (noted in ``fallback`` and ``messages``) when it is unusable."""
     lo_m, hi_m = opts.modulation_range
-    for d in range(n_or):
-        m = 2.0 * float(modamp[d].abs())
-        phase0 = float(torch.angle(modamp[d]))
-        if "k" in fallback[d]:
-            # No significant peak of its own: the overlap at a borrowed wave vector measures mostly noise and
-            # biases m low, and the Wiener step would then amplify this orientation's bands by 1 / m (stripes).
-            messages.append(
-                f"orientation {d}: modulation {m:.3g} measured without a fitted peak; using {opts.default_modulation:g}"
-            )
-            fallback[d].append("modulation")
-            m = opts.default_modulation
-        elif not lo_m <= m <= hi_m:
-            messages.append(
-                f"orientation {d}: modulation {m:.3g} outside [{lo_m:g}, {hi_m:g}]; using {opts.default_modulation:g}"
-            )
-            fallback[d].append("modulation")
-            m = opts.default_modulation
-        ky, kx = float(ky_use[d]), float(kx_use[d])
-        phases = [phase0 + 2 * math.pi * p / n_ph for p in range(n_ph)]
-        angle = math.degrees(math.atan2(ky, kx))
-        if not 0.0 <= angle < 180.0:  # k and -k with negated phases are the same pattern
-            ky, kx, phases = -ky, -kx, [-p for p in phases]
-        orientations.append(
-            OrientationParams(
-                ky=ky,
-                kx=kx,
-                phases=[_wrap(p) for p in phases],
-                modulation=min(m, 2.0),
-                fallback=fallback[d],
-                quality={
-                    "peak_significance": round(significance[d], 3),
-                    "correlation": round(correlation[d], 4),
-                    "k_fit_per_um": k_fit[d] / px_um,
-                    "angle_fit_deg": ang_fit[d],
-                },
-            )
+    if "k" in fallback:
+        # No significant peak of its own: the overlap at a borrowed wave vector measures mostly noise and
+        # biases m low, and the Wiener step would then amplify this orientation's bands by 1 / m (stripes).
+        messages.append(
+            f"orientation {d}: modulation {m:.3g} measured without a fitted peak; using {opts.default_modulation:g}"
         )
-    for message in messages:
-        warnings.warn(SIMEstimationWarning(message), stacklevel=2)
-    notes = [f"nominal |k| {nominal_k_per_um:.4g}/um; OTF: {otf.source}", *messages]
-    return SIMParams(
-        orientations, order=order, pixel_size_nm=pixel_size_nm, shape_yx=(ny, nx), source="estimated", notes=notes
+    elif not lo_m <= m <= hi_m:
+        messages.append(
+            f"orientation {d}: modulation {m:.3g} outside [{lo_m:g}, {hi_m:g}]; using {opts.default_modulation:g}"
+        )
+    else:
+        return m
+    fallback.append("modulation")
+    return opts.default_modulation
+
+
+def _orientation(
+    ky: float, kx: float, phase0: float, n_ph: int, m: float, fallback: list[str], quality: dict[str, float]
+) -> OrientationParams:
+    """One orientation's parameters, its wave vector on the half plane of angles in [0, 180) degrees."""
+    phases = [phase0 + 2 * math.pi * p / n_ph for p in range(n_ph)]
+    angle = math.degrees(math.atan2(ky, kx))
+    if not 0.0 <= angle < 180.0:  # k and -k with negated phases are the same pattern
+        ky, kx, phases = -ky, -kx, [-p for p in phases]
+    return OrientationParams(
+        ky=ky,
+        kx=kx,
+        phases=[_wrap(p) for p in phases],
+        modulation=min(m, 2.0),
+        fallback=fallback,
+        quality=quality,
     )
 
 
