@@ -22,7 +22,8 @@ CITATION = (
     "Qiao, C. et al. Rationalized deep learning super-resolution microscopy for sustained live imaging of rapid "
     "subcellular processes. Nature Biotechnology 41, 367-377 (2023). doi:10.1038/s41587-022-01471-3"
 )
-DEFAULT_MODEL = "rdl-denoise-tis-2d"
+#: Bundled default model (recipe: zoo/models/rdl-denoise-generalist-2d.yaml): a CPU-sized generalist for 2D widefield.
+DEFAULT_MODEL = "rdl-denoise-generalist-2d"
 
 #: The one-shot ``--self-supervised`` network and steps: a 2D RCAN of 2 groups x 2 RCABs at 16 channels (24k
 #: parameters). It predicts about 1 megapixel per CPU-second (the paper-size RCAN: 0.02) and trains about 17

@@ -44,7 +44,7 @@ def test_registers_a_self_supervised_method():
     microrestore_rdl_denoise.register_methods(found.append)
     method = found[0]
     assert method.name == "rdl-denoise" and method.self_supervised and method.config_schema is RDLConfig
-    assert method.default_model == "rdl-denoise-tis-2d"
+    assert method.default_model == "rdl-denoise-generalist-2d"
 
 
 def test_even_odd_views_pair_2i_with_2i_plus_1():
