@@ -255,6 +255,7 @@ def restore(
     dtype: str | None = "float32",
     self_supervised: SelfSupervised | None = None,
     trust_remote_code: bool = False,
+    warn: Callable[[str], None] | None = None,
     **params: Any,
 ) -> np.ndarray:
     """Restore an in-memory image and return it (float32 in the input's units by default).
@@ -281,6 +282,10 @@ def restore(
     trust_remote_code
         Allow a foreign bioimage.io ``model`` whose weights need Python code that the package ships or names
         (refused otherwise; see ``docs/security.md``).
+    warn
+        Hears the domain guard's warnings (an input unlike the model's training data) and a one-shot training
+        cut short by its time budget (default: domain warnings are not checked; the budget one goes to
+        :func:`warnings.warn`).
     **params
         Method-specific options (as ``--set key=value``).
     """
@@ -302,6 +307,7 @@ def restore(
     found = get_method(method)
     if self_supervised is None:
         predictor = load_predictor(found, model, options)
+        _domain_warnings(predictor, image, warn)
         sink = output_sink(image.data.dtype, image.data.shape, requested_dtype(predictor, dtype))
         predictor.predict(image, out=sink)
         return settled_output(sink)
@@ -314,7 +320,7 @@ def restore(
     with tempfile.TemporaryDirectory(prefix="microrestore-ssl-") as tmp:
         # Training reads files: hand it the array as one (with its axes and pixel sizes).
         source = write_image(Path(tmp) / "input.tif", image.data, image.axes, pixel_size=image.pixel_size)
-        with _self_supervised_model(found, source, self_supervised, options, name=image.path) as trained:
+        with _self_supervised_model(found, source, self_supervised, options, warn=warn, name=image.path) as trained:
             load_predictor(found, trained, options).predict(image, out=sink)
     return settled_output(sink)
 
@@ -485,9 +491,7 @@ def _restore_one(
     from microrestore.io.lazy import is_lazy
 
     start = time.perf_counter()
-    if warn is not None and hasattr(predictor, "domain_warnings"):
-        for line in predictor.domain_warnings(image):
-            warn(line)
+    _domain_warnings(predictor, image, warn)
     metadata = kept_metadata(image)
     dtype = requested_dtype(predictor, dtype)
     out_dtype = output_dtype(image.data.dtype, dtype)
@@ -542,6 +546,13 @@ def _restore_one(
         streamed=streamed,
         non_finite=sink.non_finite,
     )
+
+
+def _domain_warnings(predictor: Predictor, image: Any, warn: Callable[[str], None] | None) -> None:
+    """Tell ``warn`` each line of the domain guard (:mod:`microrestore.engine.domain`) for ``image``."""
+    if warn is not None and hasattr(predictor, "domain_warnings"):
+        for line in predictor.domain_warnings(image):
+            warn(line)
 
 
 def _check_finite(sink: Any, dst: Path, image: Any, predictor: Any, allow: bool) -> None:

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from microrestore.engine import distributed as dist_utils
+from microrestore.engine import observe
 from microrestore.engine.checkpoints import (
     finish_interrupted_save,
     has_checkpoint,
@@ -847,6 +848,8 @@ class Trainer:
 
                     # Every rank stops after the same step when any of them was asked to (or ran out of time).
                     stop = interrupt.requested if group is None else dist_utils.any_flag(interrupt.requested, group)
+                    cancel = group is None and observe.cancel_requested()  # a front end's Cancel button
+                    stop = stop or cancel
                     out_of_time = cfg.max_seconds is not None and time.monotonic() - started >= cfg.max_seconds
                     if cfg.max_seconds is not None and group is not None:
                         out_of_time = dist_utils.any_flag(out_of_time, group)
@@ -856,10 +859,15 @@ class Trainer:
                     if checkpoint or validate or done % cfg.log_every == 0:
                         last_row = flush(done, validate)
                         display.update(done, {k: v for k, v in last_row.items() if k != "step"})
+                        observe.training_step(done, cfg.steps, {k: v for k, v in last_row.items() if k != "step"})
                     else:
                         display.update(done)
+                        observe.training_step(done, cfg.steps)
                     if checkpoint:
                         self._save(done)
+                    if cancel:
+                        display.message(f"cancelled: checkpoint written at step {done}")
+                        raise observe.Cancelled(f"cancelled: checkpoint written at step {done}")
                     if stop:
                         display.message(f"interrupted: checkpoint written at step {done}")
                         interrupt.reraise()
