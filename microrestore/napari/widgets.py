@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -377,7 +378,7 @@ class TrainWidget(JobWidget):
         self.table.setRowCount(len(rows))
         for i, (key, text, description) in enumerate(rows):
             item = QTableWidgetItem(key)
-            item.setFlags(item.flags() & ~item.flags().ItemIsEditable)
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             item.setToolTip(description)
             self.table.setItem(i, 0, item)
             self.table.setItem(i, 1, QTableWidgetItem(text))
@@ -454,7 +455,8 @@ class TrainWidget(JobWidget):
             axes = inputs.axes
             for side, (layer, layer_axes) in inputs.layers.items():
                 image = layer_image(layer, layer_axes)
-                path = write_image(Path(tmp) / side / f"{layer.name}.tif", image.data, image.axes, image.pixel_size)
+                (Path(tmp) / side).mkdir()
+                path = write_image(Path(tmp) / side / "layer.tif", image.data, image.axes, pixel_size=image.pixel_size)
                 files[side] = [path]
                 axes = axes or layer_axes
             return api.train(
