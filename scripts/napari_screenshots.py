@@ -105,8 +105,8 @@ def _self_supervised(widgets: Any, crop: list[Any]) -> None:
     viewer.window.add_dock_widget(widget, name="Self-supervised denoise", area="right")
     widget.layer_box.select("demo noisy")
     widget.method_box.setCurrentText("n2v")
-    widget.steps.setValue(300)
-    widget.seconds.setValue(60)
+    widget.steps.setValue(100)
+    widget.seconds.setValue(0)  # no limit: the 100 steps
     widget.start()
     _wait(widget)
     viewer.layers["demo noisy"].visible = False
@@ -122,8 +122,8 @@ def _train(widgets: Any, crop: list[Any]) -> None:
     widget.target_layer.select("demo clean")
     tmp = tempfile.mkdtemp(prefix="microrestore-shot-")
     widget.output.setText(f"{tmp}/care-model")
-    widget.steps.setValue(200)
-    for key, value in (("base_filters", "16"), ("batch_size", "4")):
+    widget.steps.setValue(100)
+    for key, value in (("base_filters", "16"), ("batch_size", "4"), ("patch_size", "48")):
         widget.set_option(key, value)
     widget.start()
     _wait(widget)

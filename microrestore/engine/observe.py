@@ -5,7 +5,8 @@ and needs the same two things without a terminal or a signal. Inside :func:`obse
 the job's own thread):
 
 - the trainer calls :func:`training_step` after every step (``on_training(step, total, values)``, ``values``
-  the logged losses when the step logged them, else empty);
+  the logged losses when the step logged them, else empty), and logs every ``log_every`` steps of the observer
+  as well as its own;
 - the trainer asks :func:`cancel_requested` after every step: when it is true it writes a checkpoint (so the
   run can be resumed) and raises :class:`Cancelled`;
 - inference loops call :func:`check_cancelled` (e.g. from ``PredictOptions.on_progress``) to stop between tiles.
@@ -22,7 +23,15 @@ from dataclasses import dataclass
 
 from microrestore.errors import MicrorestoreError
 
-__all__ = ["Cancelled", "JobObserver", "cancel_requested", "check_cancelled", "observed", "training_step"]
+__all__ = [
+    "Cancelled",
+    "JobObserver",
+    "cancel_requested",
+    "check_cancelled",
+    "log_every",
+    "observed",
+    "training_step",
+]
 
 
 class Cancelled(MicrorestoreError):
@@ -39,10 +48,14 @@ class JobObserver:
         Called as ``on_training(step, total, values)`` after each training step.
     cancelled
         Returns ``True`` once the user asked to stop.
+    log_every
+        Also log the losses (a row of ``metrics.csv`` and a point of the live curve) every this many steps, for
+        a live loss curve denser than the trainer's own ``log_every``.
     """
 
     on_training: Callable[[int, int, Mapping[str, float]], None] | None = None
     cancelled: Callable[[], bool] | None = None
+    log_every: int | None = None
 
 
 _local = threading.local()
@@ -69,6 +82,13 @@ def training_step(step: int, total: int, values: Mapping[str, float] | None = No
     observer = current()
     if observer is not None and observer.on_training is not None:
         observer.on_training(step, total, dict(values or {}))
+
+
+def log_every(step: int) -> bool:
+    """Whether the calling thread's observer wants the losses logged after ``step`` (its ``log_every``)."""
+    observer = current()
+    every = observer.log_every if observer is not None else None
+    return bool(every and every > 0 and step % every == 0)
 
 
 def cancel_requested() -> bool:

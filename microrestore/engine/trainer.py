@@ -856,7 +856,8 @@ class Trainer:
                     final = done == cfg.steps or (out_of_time and done < end)
                     validate = has_validation and (final or (cfg.val_every > 0 and done % cfg.val_every == 0))
                     checkpoint = done == end or done % cfg.checkpoint_every == 0 or stop or out_of_time
-                    if checkpoint or validate or done % cfg.log_every == 0:
+                    logged = done % cfg.log_every == 0 or observe.log_every(done)
+                    if checkpoint or validate or logged:
                         last_row = flush(done, validate)
                         display.update(done, {k: v for k, v in last_row.items() if k != "step"})
                         observe.training_step(done, cfg.steps, {k: v for k, v in last_row.items() if k != "step"})

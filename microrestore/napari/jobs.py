@@ -36,6 +36,10 @@ from microrestore.napari.layers import one_line
 __all__ = ["JobContext", "JobWidget", "LayerPicker", "LossPlot", "PathField"]
 
 
+#: Training logs its losses (a point of the live curve) at least every this many steps under a widget.
+LOSS_EVERY = 10
+
+
 class _Bridge(QObject):
     """Signals that carry a job's progress from its worker thread to the widget (queued to the GUI thread)."""
 
@@ -201,6 +205,7 @@ class JobWidget(QWidget):
         observer = JobObserver(
             on_training=lambda step, total, values: context.bridge.training.emit(step, total, dict(values)),
             cancelled=context.cancel.is_set,
+            log_every=LOSS_EVERY,
         )
         outcome = _Outcome(warnings=context.warnings)
         with warnings.catch_warnings(record=True) as caught, observed(observer):
@@ -381,7 +386,7 @@ class LossPlot(QWidget):
     def _draw(self) -> None:
         self.axes.clear()
         for name, (steps, ys) in self.series.items():
-            self.axes.plot(steps, ys, label=name)
+            self.axes.plot(steps, ys, label=name, marker="." if len(steps) < 50 else None)
         self.axes.set_xlabel("step")
         self.axes.set_title(self.title, fontsize=9)
         if self.series:

@@ -74,3 +74,12 @@ def test_restore_warn_hears_the_domain_guard(monkeypatch: pytest.MonkeyPatch) ->
     result = api.restore(np.ones((8, 8), np.float32), "care", warn=heard.append)
     assert heard == ["input unlike the training data ((8, 8))"] and result.shape == (8, 8)
     assert api.restore(np.ones((8, 8), np.float32), "care").shape == (8, 8)  # no warn: not checked, no error
+
+
+def test_observer_log_every_adds_loss_points(tmp_path: Path) -> None:
+    """A front end's ``log_every`` makes the live curve denser than the trainer's own logging."""
+    logged: list[int] = []
+    watcher = observe.JobObserver(on_training=lambda s, t, v: logged.extend([s] if v else []), log_every=2)
+    with observe.observed(watcher):
+        Trainer(Tiny(), sample, tmp_path, _config(steps=8, log_every=50, checkpoint_every=50), progress=False).fit()
+    assert logged == [2, 4, 6, 8]
