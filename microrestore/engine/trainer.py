@@ -18,7 +18,9 @@ sampled ahead in a background thread and copied from pinned memory without block
 
 Ctrl-C (or SIGTERM) during training finishes the current step, writes a checkpoint and then raises
 :class:`KeyboardInterrupt` (``SystemExit`` for SIGTERM); a second Ctrl-C stops at once, keeping the previous
-checkpoint.
+checkpoint. A front end running the training in a thread (the napari plugin) hears every step and asks it to
+stop through :mod:`microrestore.engine.observe`: a cancel writes the checkpoint too, then raises
+:class:`~microrestore.engine.observe.Cancelled`.
 
 Under torchrun (``WORLD_SIZE > 1``) the loop is data-parallel (see :mod:`microrestore.engine.distributed`):
 each rank takes its share of the global batch, networks are wrapped in ``DistributedDataParallel`` while
