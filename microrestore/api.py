@@ -257,6 +257,7 @@ def restore(
     self_supervised: SelfSupervised | None = None,
     trust_remote_code: bool = False,
     uncertainty: bool = False,
+    warn: Callable[[str], None] | None = None,
     **params: Any,
 ) -> Any:
     """Restore an in-memory image and return it (float32 in the input's units by default).
@@ -287,6 +288,10 @@ def restore(
         Also return a per-pixel uncertainty map (standard deviation in the input's units, float32), estimated
         from restorations of independent splits of the image and calibrated to its estimated error (see
         :mod:`microrestore.assess`); the result is then ``(restored, sigma)``.
+    warn
+        Hears the domain guard's warnings (an input unlike the model's training data) and a one-shot training
+        cut short by its time budget (default: domain warnings are not checked; the budget one goes to
+        :func:`warnings.warn`).
     **params
         Method-specific options (as ``--set key=value``).
 
@@ -305,6 +310,7 @@ def restore(
         raise InputError("uncertainty maps are not available with self-supervised training on the input")
     if self_supervised is None:
         predictor = load_predictor(found, model, options)
+        _domain_warnings(predictor, image, warn)
         sink = output_sink(image.data.dtype, image.data.shape, requested_dtype(predictor, dtype))
         predictor.predict(image, out=sink)
         restored = settled_output(sink)
@@ -320,7 +326,7 @@ def restore(
     with tempfile.TemporaryDirectory(prefix="microrestore-ssl-") as tmp:
         # Training reads files: hand it the array as one (with its axes and pixel sizes).
         source = write_image(Path(tmp) / "input.tif", image.data, image.axes, pixel_size=image.pixel_size)
-        with _self_supervised_model(found, source, self_supervised, options, name=image.path) as trained:
+        with _self_supervised_model(found, source, self_supervised, options, warn=warn, name=image.path) as trained:
             load_predictor(found, trained, options).predict(image, out=sink)
     return settled_output(sink)
 
@@ -707,9 +713,7 @@ def _restore_one(
     from microrestore.io.lazy import is_lazy
 
     start = time.perf_counter()
-    if warn is not None and hasattr(predictor, "domain_warnings"):
-        for line in predictor.domain_warnings(image):
-            warn(line)
+    _domain_warnings(predictor, image, warn)
     metadata = kept_metadata(image)
     dtype = requested_dtype(predictor, dtype)
     out_dtype = output_dtype(image.data.dtype, dtype)
@@ -781,9 +785,7 @@ def _restore_with_sigma(
     start = time.perf_counter()
     if isinstance(image.data, np.memmap) or is_lazy(image.data):
         raise InputError("--uncertainty holds the image in memory; it is too large (restore it in parts)", image.path)
-    if warn is not None and hasattr(predictor, "domain_warnings"):
-        for line in predictor.domain_warnings(image):
-            warn(line)
+    _domain_warnings(predictor, image, warn)
     dtype = requested_dtype(predictor, dtype)
     sink = output_sink(image.data.dtype, image.data.shape, dtype)
     predictor.predict(image, out=sink)
@@ -805,6 +807,13 @@ def _restore_with_sigma(
         sigma=sigma,
         estimated_rmse=assessed.error.estimated_rmse,
     )
+
+
+def _domain_warnings(predictor: Predictor, image: Any, warn: Callable[[str], None] | None) -> None:
+    """Tell ``warn`` each line of the domain guard (:mod:`microrestore.engine.domain`) for ``image``."""
+    if warn is not None and hasattr(predictor, "domain_warnings"):
+        for line in predictor.domain_warnings(image):
+            warn(line)
 
 
 def _check_finite(sink: Any, dst: Path, image: Any, predictor: Any, allow: bool) -> None:

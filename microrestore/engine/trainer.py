@@ -18,7 +18,9 @@ sampled ahead in a background thread and copied from pinned memory without block
 
 Ctrl-C (or SIGTERM) during training finishes the current step, writes a checkpoint and then raises
 :class:`KeyboardInterrupt` (``SystemExit`` for SIGTERM); a second Ctrl-C stops at once, keeping the previous
-checkpoint.
+checkpoint. A front end running the training in a thread (the napari plugin) hears every step and asks it to
+stop through :mod:`microrestore.engine.observe`: a cancel writes the checkpoint too, then raises
+:class:`~microrestore.engine.observe.Cancelled`.
 
 Under torchrun (``WORLD_SIZE > 1``) the loop is data-parallel (see :mod:`microrestore.engine.distributed`):
 each rank takes its share of the global batch, networks are wrapped in ``DistributedDataParallel`` while
@@ -47,6 +49,7 @@ import numpy as np
 import torch
 
 from microrestore.engine import distributed as dist_utils
+from microrestore.engine import observe
 from microrestore.engine.checkpoints import (
     finish_interrupted_save,
     has_checkpoint,
@@ -830,7 +833,11 @@ class Trainer:
                     self._train_step(step, prefetcher.get(step) if prefetcher is not None else fetch(step), run)
                     done = self.step = step + 1
                     stop, out_of_time = self._stop_flags(interrupt, started)
-                    self._record(done, end, (stop, out_of_time), run, log, display)
+                    cancel = self.group is None and observe.cancel_requested()  # a front end's Cancel button
+                    self._record(done, end, (stop or cancel, out_of_time), run, log, display)
+                    if cancel:
+                        display.message(f"cancelled: checkpoint written at step {done}")
+                        raise observe.Cancelled(f"cancelled: checkpoint written at step {done}")
                     if stop:
                         display.message(f"interrupted: checkpoint written at step {done}")
                         interrupt.reraise()
@@ -908,11 +915,14 @@ class Trainer:
         due = final or (cfg.val_every > 0 and done % cfg.val_every == 0)
         validate = self.validation_batch is not None and due
         checkpoint = done == end or done % cfg.checkpoint_every == 0 or stop or out_of_time
-        if checkpoint or validate or done % cfg.log_every == 0:
+        if checkpoint or validate or done % cfg.log_every == 0 or observe.log_every(done):
             run.last_row = self._flush(run, done, validate, log)
-            display.update(done, {k: v for k, v in run.last_row.items() if k != "step"})
+            losses = {k: v for k, v in run.last_row.items() if k != "step"}
+            display.update(done, losses)
+            observe.training_step(done, cfg.steps, losses)
         else:
             display.update(done)
+            observe.training_step(done, cfg.steps)
         if checkpoint:
             self._save(done)
 
