@@ -53,7 +53,8 @@ CAREAMICS_DRIVER = textwrap.dedent(
     steps = int(careamist.trainer.global_step)
     held = np.load(args["work"] + "/test_noisy.npy")
     t3 = time.perf_counter()
-    preds = [np.asarray(careamist.predict(pred_data=im, axes="YX", data_type="array")[0]).squeeze() for im in held]
+    found = careamist.predict(pred_data=held, axes="SYX", data_type="array")
+    preds = list(np.asarray(found[0] if isinstance(found, tuple) else found, np.float32).reshape(held.shape))
     t_predict = time.perf_counter() - t3
     np.save(args["out"] + "/pred.npy", np.stack(preds).astype(np.float32))
     print(json.dumps({"import": t_import, "setup": t_setup, "train": t_train, "predict": t_predict,

@@ -738,7 +738,7 @@ class SIMWidget(_LayerJob):
     def job(self, inputs: _SIMInputs, context: JobContext) -> tuple[np.ndarray, list[dict[str, str]]]:
         """Run in the worker thread."""
         from microrestore import api
-        from microrestore.sim.options import SIMOptions
+        from microrestore.structured_illumination.options import SIMOptions
 
         options = _options(inputs.device, context, params=dict(inputs.values))
         predictor = api.load_predictor(_method(inputs.method), inputs.model, options)
