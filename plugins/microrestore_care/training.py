@@ -129,7 +129,7 @@ def train(request: TrainRequest) -> Path:
         task,
         sampler.sample,
         request.output,
-        trainer_config(config, request.device),
+        trainer_config(config, request.device, max_seconds=request.max_seconds),
         progress=request.progress,
         validation_batch=validation,
     )
@@ -146,6 +146,7 @@ def train(request: TrainRequest) -> Path:
             "microrestore": __version__,
             "seed": config.seed,
             "steps": config.steps,
+            "steps_run": trainer.step,
             "source": [str(p[0]) for p in pairs],
             "target": [str(p[1]) for p in pairs],
             "domain": describe(source_images),
