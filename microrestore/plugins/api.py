@@ -4,7 +4,8 @@
 
 Registration
     :data:`hookimpl`, :class:`Method`, :class:`Reader`, :class:`Writer`, :class:`PredictOptions`,
-    :class:`Predictor`, :class:`TrainRequest`, :data:`Task` and the errors (:class:`InputError` for bad input,
+    :class:`Predictor`, :class:`TrainRequest`, :data:`Task`, :class:`ImageData` (what readers return and
+    predictors get; loaded on first use) and the errors (:class:`InputError` for bad input,
     exit status 2).
 Configuration parts (pydantic mixins)
     :class:`TrainingOptions`, :class:`PatchOptions`, :class:`NormalizationOptions`, :class:`UNetOptions`,
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
         fit_and_save,
         trainer_config,
     )
+    from microrestore.io.images import ImageData
     from microrestore.nn import UNet, fnsm_report
     from microrestore.plugins.training_parts import SingleNetworkTask, paired_training_data
 
@@ -116,6 +118,7 @@ _LAZY: dict[str, str] = {
     "load_model": "microrestore.engine.modeldir",
     "save_model": "microrestore.engine.modeldir",
     "load_network_model": "microrestore.engine.predictor",
+    "ImageData": "microrestore.io.images",
     "SingleNetworkTask": "microrestore.plugins.training_parts",
     "paired_training_data": "microrestore.plugins.training_parts",
 }
@@ -125,6 +128,7 @@ __all__ = [
     "FNSMOptions",
     "GanFilters",
     "ImageChannels",
+    "ImageData",
     "InputError",
     "KernelSize",
     "Method",

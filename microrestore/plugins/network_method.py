@@ -1,11 +1,14 @@
 """The base of trainable network methods: request -> config -> data -> networks -> Trainer -> save -> load.
 
-A method subclasses :class:`NetworkMethod`, sets its class attributes and implements three steps:
+A method subclasses :class:`NetworkMethod`, sets its class attributes and implements its steps:
 
 - :meth:`NetworkMethod.prepare`: read and normalise the training files into a :class:`TrainingData`
   (the batch sampler, the validation batch, the normalisation to save);
 - :meth:`NetworkMethod.build_networks`: the networks, by name (seeded with the configuration's ``seed``);
-- :meth:`NetworkMethod.training_task`: the :class:`~microrestore.engine.trainer.TrainingTask` (the step).
+  by default the U-Net of a configuration with :class:`~microrestore.plugins.config_parts.UNetOptions`;
+- :meth:`NetworkMethod.training_task`: the :class:`~microrestore.engine.trainer.TrainingTask` (the step); by
+  default a :class:`~microrestore.plugins.training_parts.SingleNetworkTask` that minimises
+  :meth:`NetworkMethod.losses`, so a one-network method writes only its loss.
 
 The base does the rest, the same for every method: validating the configuration (``--steps`` included), the
 :class:`~microrestore.engine.trainer.Trainer` with the request's device, time budget (``--max-seconds``) and
@@ -104,12 +107,33 @@ class NetworkMethod:
         raise NotImplementedError
 
     def build_networks(self, config: Any, data: TrainingData) -> dict[str, torch.nn.Module]:
-        """The networks to train, by name; each has a ``spec`` that rebuilds it."""
-        raise NotImplementedError
+        """The networks to train, by name; each has a ``spec`` that rebuilds it.
+
+        By default one U-Net ``net`` (:func:`build_unet`), for configurations with
+        :class:`~microrestore.plugins.config_parts.UNetOptions`.
+        """
+        from microrestore.plugins.config_parts import UNetOptions
+
+        if not isinstance(config, UNetOptions):
+            raise NotImplementedError(f"{type(self).__name__}.build_networks: the configuration has no UNetOptions")
+        return {"net": build_unet(config, data.pixel_size_um)}
+
+    def losses(self, network: Any, batch: Any, autocast: Any) -> Mapping[str, Any]:
+        """The losses of a batch for the default training task; ``loss`` is minimised, all are logged.
+
+        Run ``network`` under ``autocast`` (a context manager); validation reports each loss as ``val_<name>``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines neither losses nor training_task")
 
     def training_task(self, networks: dict[str, torch.nn.Module], config: Any, data: TrainingData) -> Any:
-        """The :class:`~microrestore.engine.trainer.TrainingTask` that trains ``networks``."""
-        raise NotImplementedError
+        """The :class:`~microrestore.engine.trainer.TrainingTask` that trains ``networks``.
+
+        By default Adam on the one network ``net`` with :meth:`losses` (see
+        :class:`~microrestore.plugins.training_parts.SingleNetworkTask`).
+        """
+        from microrestore.plugins.training_parts import LossTask
+
+        return LossTask(networks["net"], config, self.losses)
 
     def saved_networks(self, networks: dict[str, torch.nn.Module]) -> dict[str, torch.nn.Module]:
         """The networks written to the model (all by default; e.g. only a GAN's generators)."""

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from microrestore.engine.trainer import constant_then_linear_decay
 from microrestore.plugins.network_method import TrainingData
 from microrestore.plugins.registry import TrainRequest
 
-__all__ = ["SingleNetworkTask", "paired_training_data"]
+__all__ = ["LossTask", "SingleNetworkTask", "paired_training_data"]
 
 
 class SingleNetworkTask:
@@ -68,6 +68,18 @@ class SingleNetworkTask:
     def validation_step(self, batch: Any) -> dict[str, float]:
         """The losses of the validation batch, as ``val_<name>``."""
         return {f"val_{name}": float(value) for name, value in self.losses(batch, contextlib.nullcontext()).items()}
+
+
+class LossTask(SingleNetworkTask):
+    """A :class:`SingleNetworkTask` whose losses come from a function ``losses(network, batch, autocast)``."""
+
+    def __init__(self, network: torch.nn.Module, config: Any, losses: Callable[..., Mapping[str, torch.Tensor]]):
+        super().__init__(network, config)
+        self.loss_function = losses
+
+    def losses(self, batch: Any, autocast: contextlib.AbstractContextManager[Any]) -> Mapping[str, torch.Tensor]:
+        """``loss_function(network, batch, autocast)``."""
+        return self.loss_function(self.networks["net"], batch, autocast)
 
 
 def paired_training_data(

@@ -262,7 +262,7 @@ def check_export(case: MethodCase, model: Path, folder: Path) -> Path | None:
     if not case.exportable or importlib.util.find_spec("bioimageio.core") is None:
         return None
     package = folder / "package.zip"
-    result = run_cli("export", str(model), str(package))
+    result = run_cli("export", str(model), "-o", str(package), "--author", "contract test")
     assert result.exit_code == 0, f"{case.method}: export failed:\n{result.output}"
     with zipfile.ZipFile(package) as archive:
         assert any(n.lower().endswith("readme.md") for n in archive.namelist()), f"{case.method}: no model card"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from microrestore.plugins.api import NetworkMethod, TrainingData, TrainRequest, build_unet, hookimpl
+from microrestore.plugins.api import NetworkMethod, TrainingData, TrainRequest, hookimpl
 from microrestore_care.config import CareConfig
 
 
@@ -33,10 +33,6 @@ class Care(NetworkMethod):
             return paired_training_data(request, config, NoiseStabilizingNormalizer())
         normalizer = PercentileNormalizer(low=config.percentile_low, high=config.percentile_high)
         return paired_training_data(request, config, normalizer, own_targets=config.target_normalization == "own")
-
-    def build_networks(self, config: CareConfig, data: TrainingData) -> dict[str, Any]:
-        """One U-Net."""
-        return {"net": build_unet(config, data.pixel_size_um)}
 
     def training_task(self, networks: dict[str, Any], config: CareConfig, data: TrainingData) -> Any:
         """One optimiser on MAE or MSE."""

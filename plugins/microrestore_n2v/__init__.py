@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from microrestore.plugins.api import NetworkMethod, TrainingData, TrainRequest, build_unet, hookimpl
+from microrestore.plugins.api import NetworkMethod, TrainingData, TrainRequest, hookimpl
 from microrestore_n2v.config import N2VConfig
 
 
@@ -40,10 +40,6 @@ class N2V(NetworkMethod):
         from microrestore_n2v.training import prepare
 
         return prepare(request, config)
-
-    def build_networks(self, config: N2VConfig, data: TrainingData) -> dict[str, Any]:
-        """One U-Net."""
-        return {"net": build_unet(config, data.pixel_size_um)}
 
     def training_task(self, networks: dict[str, Any], config: N2VConfig, data: TrainingData) -> Any:
         """The masked loss."""

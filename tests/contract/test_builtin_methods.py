@@ -1,6 +1,7 @@
 """The method contract (microrestore.testing.contract) on every built-in trainable method and the example plugin.
 
 A meta-test fails when a registered trainable method has no case here, so a new method cannot skip the contract.
+The example plugin (docs/examples/microrestore-example-plugin) is installed for every test of this module.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from microrestore.testing.contract import (
     paired_denoise_data,
     unpaired_denoise_data,
 )
+from tests.conftest import EXAMPLE_PLUGIN
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +55,7 @@ CASES: dict[str, MethodCase] = {
         {"ngf": 4, "ndf": 4, "n_blocks": 1, "patch_size": 48, "batch_size": 2, "feature_network": "pixel"},
         command=("deblur",),
     ),
+    "example-unet": MethodCase("example-unet", paired_denoise_data, UNET, ndims=(2, 3), command=("denoise",)),
     "rdl-sim": MethodCase(
         "rdl-sim",
         sim_stacks,
@@ -76,6 +79,11 @@ CASES: dict[str, MethodCase] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _example_plugin(install_plugin):
+    install_plugin("microrestore-example", "0.1.0", {"example": "microrestore_example"}, path=EXAMPLE_PLUGIN / "src")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _warm_torch():
     """Pay torch's one-off start-up costs (its import, the first switch to deterministic kernels) before timing."""
@@ -89,7 +97,8 @@ def _warm_torch():
 
 def test_every_trainable_method_has_a_case():
     trainable = {name for name, method in get_registry().methods.items() if method.train is not None}
-    missing = trainable - set(CASES) - {"example-mean"}
+    assert "example-unet" in trainable
+    missing = trainable - set(CASES)
     assert not missing, f"trainable methods without a contract case in {__file__}: {sorted(missing)}"
 
 
@@ -100,7 +109,20 @@ def test_max_seconds_is_honoured(method, tmp_path, record_property):
     print(json.dumps({"method": method, "max_seconds": 2.0, "wall_s": round(seconds, 2)}))
 
 
-@pytest.mark.parametrize("method", sorted(CASES))
+@pytest.mark.parametrize("method", sorted(set(CASES) - {"example-unet"}))
 def test_method_contract(method, tmp_path):
     """Exact resume after a time-limited run, 2D and 3D where declared, prediction in the input's units, domain."""
     check_method(CASES[method], tmp_path, export=False)  # export: tests/integration/test_export_methods.py
+
+
+def test_example_plugin_contract_with_export(tmp_path):
+    """The smallest trainable method trains, resumes, predicts and exports (bioimage.io) through the CLI."""
+    pytest.importorskip("bioimageio.core")
+    check_method(CASES["example-unet"], tmp_path, export=True)
+
+
+def test_smallest_method_is_small_and_shown_in_the_docs():
+    source = (EXAMPLE_PLUGIN / "src" / "microrestore_example" / "unet.py").read_text(encoding="utf-8")
+    assert len(source.splitlines()) <= 50
+    docs = (EXAMPLE_PLUGIN.parents[1] / "plugins.md").read_text(encoding="utf-8")
+    assert source.strip() in docs, "docs/plugins.md must show docs/examples/.../unet.py verbatim"
