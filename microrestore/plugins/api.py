@@ -21,7 +21,7 @@ Training parts (load torch on first use)
     :func:`fit_and_save`, :func:`constant_then_linear_decay`), the data (:func:`load_images`,
     :func:`samples_from_image`, :func:`load_samples`, :func:`pair_by_name`, :func:`check_pair_shapes`,
     :func:`check_patch_fits`, :func:`training_sampler`, :func:`fit_patch_shape`), the normalisers
-    (:class:`PercentileNormalizer`, :class:`NoiseStabilizingNormalizer`), the networks (:class:`UNet`,
+    (:class:`PercentileNormalizer`, :class:`NoiseStabilizingNormalizer`), the networks (:class:`UNet`, :class:`RCAN`,
     :func:`fnsm_report`), the model folder (:func:`save_model`, :func:`load_model`,
     :func:`load_network_model`) and :func:`describe` (the training domain the domain guard checks).
 
@@ -91,7 +91,7 @@ if TYPE_CHECKING:
         trainer_config,
     )
     from microrestore.io.images import ImageData
-    from microrestore.nn import UNet, fnsm_report
+    from microrestore.nn import RCAN, UNet, fnsm_report
     from microrestore.plugins.training_parts import SingleNetworkTask, paired_training_data
 
 #: The training parts, loaded on first use: name -> module.
@@ -113,6 +113,7 @@ _LAZY: dict[str, str] = {
     "NoiseStabilizingNormalizer": "microrestore.engine.normalization",
     "PercentileNormalizer": "microrestore.engine.normalization",
     "UNet": "microrestore.nn",
+    "RCAN": "microrestore.nn",
     "fnsm_report": "microrestore.nn",
     "describe": "microrestore.engine.domain",
     "load_model": "microrestore.engine.modeldir",
@@ -124,6 +125,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "RCAN",
     "BackgroundOptions",
     "FNSMOptions",
     "GanFilters",

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from microrestore.errors import InputError
-from microrestore.io import ImageData
+from microrestore.plugins.api import ImageData, InputError
 
 PAIR_AXIS = {"tis": "T", "sis": "Z"}
 _WHAT = {"tis": "time-lapse (a T axis with at least 2 frames)", "sis": "z-stack (a Z axis with at least 2 slices)"}
