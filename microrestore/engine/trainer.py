@@ -1033,7 +1033,8 @@ def fit_and_save(
 ) -> Path:
     """Train ``task`` as ``request`` asks (fresh or resumed) and write the model folder.
 
-    The common end of a method's ``train``: a :class:`Trainer` built with :func:`trainer_config`, ``fit``, then
+    The common end of a method's ``train``: a :class:`Trainer` built with :func:`trainer_config` (and the request's
+    ``max_seconds``), ``fit``, then
     :func:`~microrestore.engine.modeldir.save_model` with the networks' specs, the final metrics, and a provenance
     holding the seed and steps of ``method_config`` (plus ``provenance``).
 
@@ -1072,7 +1073,7 @@ def fit_and_save(
         task,
         sample_batch,
         request.output,
-        trainer_config(method_config, request.device),
+        trainer_config(method_config, request.device, max_seconds=request.max_seconds),
         progress=request.progress,
         validation_batch=validation_batch,
     )
@@ -1089,6 +1090,7 @@ def fit_and_save(
             "microrestore": __version__,
             "seed": method_config.seed,
             "steps": method_config.steps,
+            "steps_run": trainer.step,
             **(provenance or {}),
         },
         metrics=final,

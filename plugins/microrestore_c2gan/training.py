@@ -199,7 +199,7 @@ def train(request: TrainRequest) -> Path:
         task,
         sampler.sample,
         request.output,
-        trainer_config(config, request.device),
+        trainer_config(config, request.device, max_seconds=request.max_seconds),
         progress=request.progress,
         validation_batch=validation,
     )
@@ -217,6 +217,7 @@ def train(request: TrainRequest) -> Path:
             "microrestore": __version__,
             "seed": config.seed,
             "steps": config.steps,
+            "steps_run": trainer.step,
             "source": [str(p) for p in request.source],
             "target": [str(p) for p in request.target],
             "thresholds_255": {"A": threshold_a, "B": threshold_b},

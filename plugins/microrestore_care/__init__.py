@@ -1,56 +1,52 @@
 """CARE: supervised content-aware restoration with a U-Net (Weigert et al., Nature Methods 2018).
 
-A built-in plugin, registered through the ``microrestore.plugins`` entry point like any third-party one.
-This module stays import-light: torch is loaded only when a model is loaded or trained.
+A built-in plugin on :mod:`microrestore.plugins.api`, registered through the ``microrestore.plugins`` entry
+point like any third-party one. Import-light: torch is loaded only when a model is loaded or trained.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from microrestore import hookimpl
-from microrestore.plugins.registry import Method, PredictOptions, TrainRequest
-
-CITATION = (
-    "Weigert, M. et al. Content-aware image restoration: pushing the limits of fluorescence microscopy. "
-    "Nature Methods 15, 1090-1097 (2018). doi:10.1038/s41592-018-0216-7"
-)
-DEFAULT_MODEL = "care-generalist-2d"
+from microrestore.plugins.api import NetworkMethod, TrainingData, TrainRequest, hookimpl
+from microrestore_care.config import CareConfig
 
 
-def load(model: str | Path | None, options: PredictOptions) -> Any:
-    """Load a CARE model folder, zoo id or microrestore bioimage.io package into a tiled predictor.
+class Care(NetworkMethod):
+    """CARE: a U-Net trained on pairs of low- and high-quality images."""
 
-    (Foreign bioimage.io packages never get here: :func:`microrestore.api.load_predictor` runs them through
-    ``bioimageio.core``.)
-    """
-    from microrestore.engine.predictor import load_network_model
+    name = "care"
+    summary = "Supervised CARE U-Net trained on pairs of low- and high-quality images"
+    citation = (
+        "Weigert, M. et al. Content-aware image restoration: pushing the limits of fluorescence microscopy. "
+        "Nature Methods 15, 1090-1097 (2018). doi:10.1038/s41592-018-0216-7"
+    )
+    default_model = "care-generalist-2d"
+    config_schema = CareConfig
+    targets = "required"
 
-    return load_network_model(model, options, method="care", default_model=DEFAULT_MODEL)[0]
+    def prepare(self, request: TrainRequest, config: CareConfig) -> TrainingData:
+        """Pairs by file name, normalised with their input's parameters (``target_normalization: own``: their own)."""
+        from microrestore.plugins.api import NoiseStabilizingNormalizer, PercentileNormalizer, paired_training_data
+
+        if config.normalization == "noise":
+            return paired_training_data(request, config, NoiseStabilizingNormalizer())
+        normalizer = PercentileNormalizer(low=config.percentile_low, high=config.percentile_high)
+        return paired_training_data(request, config, normalizer, own_targets=config.target_normalization == "own")
+
+    def training_task(self, networks: dict[str, Any], config: CareConfig, data: TrainingData) -> Any:
+        """One optimiser on MAE or MSE."""
+        from microrestore_care.training import CareTask
+
+        return CareTask(networks["net"], config)
 
 
-def train(request: TrainRequest) -> Path:
-    """Train CARE on pairs (see :mod:`microrestore_care.training`)."""
-    from microrestore_care.training import train as run
-
-    return run(request)
+CARE = Care()
+CITATION, DEFAULT_MODEL = Care.citation, Care.default_model
+load, train = CARE.load, CARE.train
 
 
 @hookimpl
 def register_methods(register: Any) -> None:
     """Register the ``care`` method."""
-    from microrestore_care.config import CareConfig
-
-    register(
-        Method(
-            name="care",
-            task="denoise",
-            summary="Supervised CARE U-Net trained on pairs of low- and high-quality images",
-            load=load,
-            train=train,
-            config_schema=CareConfig,
-            default_model=DEFAULT_MODEL,
-            citation=CITATION,
-        )
-    )
+    register(CARE.method())

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from microrestore.configs import GanFilters, ImageChannels, ResBlocks
+from microrestore.plugins.api import GanFilters, ImageChannels, ResBlocks, TrainingOptions
 
 
 class ComiPredictOptions(BaseModel):
@@ -18,7 +18,7 @@ class ComiPredictOptions(BaseModel):
     """``AtoB`` runs G (out of focus -> in focus, the correction); ``BtoA`` runs F (in focus -> out of focus)."""
 
 
-class ComiConfig(BaseModel):
+class ComiConfig(TrainingOptions):
     """Configuration of a COMI model (Zhang et al., Comput. Struct. Biotechnol. J. 2022) and its training."""
 
     model_config = ConfigDict(extra="forbid")
@@ -61,8 +61,6 @@ class ComiConfig(BaseModel):
     """Patches per step (4 in COMI)."""
     steps: int = Field(25_000, ge=1)
     """Training steps (25k in COMI)."""
-    decay_start: float = Field(0.5, ge=0, le=1)
-    """Share of the steps after which the learning rate decays linearly to 0 (COMI: the second half)."""
     learning_rate: float = Field(1e-4, gt=0)
     """Adam learning rate of generators and discriminators."""
     beta1: float = Field(0.5, ge=0, lt=1)
@@ -104,16 +102,10 @@ class ComiConfig(BaseModel):
     """Random rotations by 90 degrees and flips of the patches."""
     foreground_bias: float = Field(0.0, ge=0, le=1)
     """Share of patches drawn where the (target) image is bright; 0: uniform."""
-    validation_fraction: float = Field(0.1, ge=0, lt=1)
-    """Share of the pairs (or, with one image, of its area) kept out of training for validation (paired mode)."""
     validation_every: int = Field(1000, ge=1)
     """Steps between validations."""
     checkpoint_every: int = Field(1000, ge=1)
     """Steps between checkpoints."""
-    seed: int = Field(0, ge=0)
-    """Random seed (weights, patches, augmentation)."""
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """Mixed precision on CUDA (auto: bf16 where supported); CPU always trains in fp32."""
 
     @field_validator("intensity_range")
     @classmethod

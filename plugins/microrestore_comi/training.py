@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 from microrestore.configs import validate
+from microrestore.engine.datasets import load_images
+from microrestore.engine.domain import describe
 from microrestore.engine.patches import PatchSampler
 from microrestore.engine.trainer import constant_then_linear_decay, fit_and_save
 from microrestore.losses.basic import lsgan_loss, mse
@@ -252,6 +254,10 @@ def train(request: TrainRequest) -> Path:
         normalization=data.normalization,
         axes="CYX" if config.channels > 1 else "YX",
         config=resolved.model_dump(),
-        provenance={"source": data.source_files, "target": data.target_files},
+        provenance={
+            "source": data.source_files,
+            "target": data.target_files,
+            "domain": describe(load_images([Path(p) for p in dict.fromkeys(data.source_files)], axes=request.axes)),
+        },
         validation_batch=validation,
     )

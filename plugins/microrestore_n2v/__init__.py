@@ -11,54 +11,49 @@ This module stays import-light: torch is loaded only when a model is loaded or t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from microrestore import hookimpl
-from microrestore.plugins.registry import Method, PredictOptions, TrainRequest
-
-CITATION = (
-    "Krull, A., Buchholz, T.-O. & Jug, F. Noise2Void - learning denoising from single noisy images. "
-    "CVPR 2019, 2129-2137. doi:10.1109/CVPR.2019.00223"
-)
-#: Bundled default model (recipe: zoo/models/n2v-generalist-2d.yaml): a generalist for 2D widefield.
-DEFAULT_MODEL = "n2v-generalist-2d"
-
-#: The one-shot ``--self-supervised`` network and steps: the n2v U-Net (depth 2) at 16 base filters (83k
-#: parameters), about 0.8 megapixels per CPU-second in prediction, so 1000 steps fit the default time budget.
-SELF_SUPERVISED_CONFIG = {"base_filters": 16, "steps": 1000}
+from microrestore.plugins.api import NetworkMethod, TrainingData, TrainRequest, hookimpl
+from microrestore_n2v.config import N2VConfig
 
 
-def load(model: str | Path | None, options: PredictOptions) -> Any:
-    """Load an n2v model folder or microrestore package into a tiled predictor."""
-    from microrestore.engine.predictor import load_network_model
+class N2V(NetworkMethod):
+    """Noise2Void: a blind-spot U-Net trained on the noisy images alone."""
 
-    return load_network_model(model, options, method="n2v", default_model=DEFAULT_MODEL)[0]
+    name = "n2v"
+    summary = "Self-supervised Noise2Void: blind-spot U-Net trained on the noisy images alone"
+    citation = (
+        "Krull, A., Buchholz, T.-O. & Jug, F. Noise2Void - learning denoising from single noisy images. "
+        "CVPR 2019, 2129-2137. doi:10.1109/CVPR.2019.00223"
+    )
+    #: Bundled default model (recipe: zoo/models/n2v-generalist-2d.yaml): a generalist for 2D widefield.
+    default_model = "n2v-generalist-2d"
+    config_schema = N2VConfig
+    targets = "refused"
+    self_supervised = True
+    #: The one-shot ``--self-supervised`` network and steps: the n2v U-Net (depth 2) at 16 base filters (83k
+    #: parameters), about 0.8 megapixels per CPU-second in prediction, so 1000 steps fit the default time budget.
+    self_supervised_config = {"base_filters": 16, "steps": 1000}  # noqa: RUF012
+
+    def prepare(self, request: TrainRequest, config: N2VConfig) -> TrainingData:
+        """Blind-spot batches of the noisy images (see :mod:`microrestore_n2v.training`)."""
+        from microrestore_n2v.training import prepare
+
+        return prepare(request, config)
+
+    def training_task(self, networks: dict[str, Any], config: N2VConfig, data: TrainingData) -> Any:
+        """The masked loss."""
+        from microrestore_n2v.training import N2VTask
+
+        return N2VTask(networks["net"], config)
 
 
-def train(request: TrainRequest) -> Path:
-    """Train Noise2Void (see :mod:`microrestore_n2v.training`)."""
-    from microrestore_n2v.training import train as run
-
-    return run(request)
+N2V_METHOD = N2V()
+CITATION, DEFAULT_MODEL, SELF_SUPERVISED_CONFIG = N2V.citation, N2V.default_model, N2V.self_supervised_config
+load, train = N2V_METHOD.load, N2V_METHOD.train
 
 
 @hookimpl
 def register_methods(register: Any) -> None:
     """Register the ``n2v`` method."""
-    from microrestore_n2v.config import N2VConfig
-
-    register(
-        Method(
-            name="n2v",
-            task="denoise",
-            summary="Self-supervised Noise2Void: blind-spot U-Net trained on the noisy images alone",
-            load=load,
-            train=train,
-            config_schema=N2VConfig,
-            self_supervised=True,
-            self_supervised_config=dict(SELF_SUPERVISED_CONFIG),
-            default_model=DEFAULT_MODEL,
-            citation=CITATION,
-        )
-    )
+    register(N2V_METHOD.method())

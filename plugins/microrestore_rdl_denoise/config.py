@@ -6,10 +6,18 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from microrestore.configs import BackgroundOptions, FNSMOptions, RcanBlocks, RcanGroups, TailChannels
+from microrestore.plugins.api import (
+    BackgroundOptions,
+    FNSMOptions,
+    PatchOptions,
+    RcanBlocks,
+    RcanGroups,
+    TailChannels,
+    TrainingOptions,
+)
 
 
-class RDLConfig(FNSMOptions, BackgroundOptions):
+class RDLConfig(PatchOptions, TrainingOptions, FNSMOptions, BackgroundOptions):
     """Configuration of a TiS-rDL / SiS-rDL self-supervised denoiser (Qiao et al.) and its training."""
 
     model_config = ConfigDict(extra="forbid")
@@ -31,8 +39,6 @@ class RDLConfig(FNSMOptions, BackgroundOptions):
     """``mse`` (the paper) or ``l1l2``: 0.5 L1 + 0.5 L2 (DeepCAD)."""
     swap: bool = True
     """Swap input and target of a pair at random (each with probability 1/2)."""
-    augment: bool = True
-    """Random rotations by 90 degrees and flips (the 8 symmetries of the square) in the YX plane."""
     n_groups: RcanGroups = 3
     """Residual groups of the RCAN (3 in TiS/SiS-rDL)."""
     n_rcab: RcanBlocks = 5
@@ -43,30 +49,12 @@ class RDLConfig(FNSMOptions, BackgroundOptions):
     """Width of the conv before the output conv (256)."""
     reduction: int = Field(16, ge=1)
     """Channel-attention reduction (16)."""
-    patch_size: int = Field(64, ge=8)
-    """Edge of the training patches (YX) in pixels (64)."""
-    patch_depth: int = Field(16, ge=2)
-    """Depth of 3D training patches (16)."""
     batch_size: int = Field(4, ge=1)
     """Patches per step."""
-    steps: int = Field(2000, ge=1)
-    """Training steps."""
     learning_rate: float = Field(1e-4, gt=0)
     """Adam learning rate (1e-4, as in the authors' rDL code)."""
-    decay_start: float = Field(0.5, ge=0, le=1)
-    """Fraction of training after which the learning rate decays linearly to 10 % of its start."""
     foreground_bias: float = Field(0.5, ge=0, le=1)
     """Share of patches drawn where the input is bright."""
-    validation_fraction: float = Field(0.1, ge=0, lt=1)
-    """Share of pairs (or, with one pair, of its area) held out for the validation loss; 0: none."""
-    validation_every: int = Field(200, ge=1)
-    """Steps between validations."""
-    checkpoint_every: int = Field(200, ge=1)
-    """Steps between checkpoints."""
-    seed: int = Field(0, ge=0)
-    """Random seed (weights, patches, swaps, augmentation)."""
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """Mixed precision on CUDA (auto: bf16 where supported); CPU always trains in fp32."""
 
     @property
     def amending_on(self) -> bool:

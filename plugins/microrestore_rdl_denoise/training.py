@@ -21,23 +21,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from microrestore import __version__
-from microrestore.configs import validate
-from microrestore.engine.datasets import load_images
-from microrestore.engine.domain import describe
-from microrestore.engine.modeldir import save_model
-from microrestore.engine.patches import fit_patch_shape, training_sampler
-from microrestore.engine.trainer import Trainer, constant_then_linear_decay, trainer_config
-from microrestore.errors import InputError
-from microrestore.nn import RCAN, fnsm_report
-from microrestore.plugins.registry import TrainRequest
+from microrestore.plugins.api import (
+    InputError,
+    SingleNetworkTask,
+    TrainingData,
+    TrainRequest,
+    fit_patch_shape,
+    load_images,
+    training_sampler,
+)
 from microrestore_rdl_denoise.config import RDLConfig
 from microrestore_rdl_denoise.pairs import default_ndim, make_pairs
 
@@ -99,22 +97,16 @@ def random_swap(
     return torch.where(mask, target, source), torch.where(mask, source, target), swapped
 
 
-class RDLTask:
-    """One TiS/SiS-rDL step: random swap, forward, Noise2Noise loss and (optionally) the amending term."""
+class RDLTask(SingleNetworkTask):
+    """One TiS/SiS-rDL step: random swap, forward, Noise2Noise loss and (optionally) the amending term.
+
+    Adam on the network (FNSM cutoff and slope included), constant then linear decay to 10 %.
+    """
 
     def __init__(self, network: torch.nn.Module, config: RDLConfig) -> None:
-        self.networks = {"net": network}
-        self.config = config
+        super().__init__(network, config)
         self.loss_fn = LOSSES[config.loss]
         self.amending = config.amending_on
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Adam on the network (FNSM cutoff and slope included)."""
-        return {"net": torch.optim.Adam(self.networks["net"].parameters(), lr=self.config.learning_rate)}
-
-    def lr_factor(self, step: int, total: int) -> float:
-        """Constant, then linear decay to 10 % over the last part of training."""
-        return 0.1 + 0.9 * constant_then_linear_decay(step, total, self.config.decay_start)
 
     def _losses(self, source: torch.Tensor, target: torch.Tensor, ctx: Any = None) -> dict[str, torch.Tensor]:
         net = self.networks["net"]
@@ -177,19 +169,12 @@ def _patch_shape(config: RDLConfig, ndim: int, inputs: list[np.ndarray], depth_a
     return patch
 
 
-def train(request: TrainRequest) -> Path:
-    """Train TiS-rDL or SiS-rDL on noisy stacks and write a model folder."""
-    values = dict(request.config)
-    if request.steps is not None:
-        values["steps"] = request.steps
-    config = validate(RDLConfig, values, "rdl-denoise configuration")
-    if request.target:
-        raise InputError("rdl-denoise is self-supervised: give only --source (noisy stacks), no --target")
+def prepare(request: TrainRequest, config: RDLConfig) -> TrainingData:
+    """Even/odd pairs of every noisy stack, normalised with that stack's background and scale, as patches."""
     images = load_images(request.source, axes=request.axes)
     ndim = config.ndim or default_ndim(config.mode, images[0].axes)
     inputs, targets, fitted, depth_axis = _normalised_pairs(images, config, ndim)
     patch = _patch_shape(config, ndim, inputs, depth_axis)
-
     sampler, validation = training_sampler(
         inputs,
         targets,
@@ -200,9 +185,17 @@ def train(request: TrainRequest) -> Path:
         seed=config.seed,
         validation_size=max(8, config.batch_size),
     )
+    resolved = {"ndim": ndim, "depth_axis": depth_axis, "patch_shape": list(patch), "amending": config.amending_on}
+    normalization = config.background_normalizer().to_dict()
+    axes = "ZYX" if ndim == 3 else "YX"
+    return TrainingData(sampler.sample, normalization, axes, validation, images, resolved, {"background": fitted})
 
-    pixel_size = images[0].pixel_size.get("X")
-    torch.manual_seed(config.seed)
+
+def build_networks(config: RDLConfig, data: TrainingData) -> dict[str, torch.nn.Module]:
+    """The RCAN (2D or 3D as resolved from the data), with the FNSM when configured."""
+    from microrestore.plugins.api import RCAN
+
+    ndim = data.config["ndim"]
     network = RCAN(
         in_channels=1,
         out_channels=1,
@@ -212,37 +205,6 @@ def train(request: TrainRequest) -> Path:
         ndim=ndim,
         reduction=config.reduction,
         tail_channels=config.tail_channels,
-        fnsm=config.fnsm_spec(ndim, pixel_size),
+        fnsm=config.fnsm_spec(ndim, data.pixel_size_um),
     )
-    task = RDLTask(network, config)
-    trainer = Trainer(
-        task,
-        sampler.sample,
-        request.output,
-        trainer_config(config, request.device, max_seconds=request.max_seconds),
-        progress=request.progress,
-        validation_batch=validation,
-    )
-    final = trainer.fit(resume=request.resume)
-    saved = config.model_dump()
-    saved.update(ndim=ndim, depth_axis=depth_axis, patch_shape=list(patch), amending=config.amending_on)
-    save_model(
-        request.output,
-        method="rdl-denoise",
-        networks={"net": network},
-        network_specs={"net": network.spec},
-        normalization=config.background_normalizer().to_dict(),
-        config=saved,
-        axes="ZYX" if ndim == 3 else "YX",
-        provenance={
-            "microrestore": __version__,
-            "seed": config.seed,
-            "steps": config.steps,
-            "steps_run": trainer.step,
-            "source": [str(p) for p in request.source],
-            "domain": describe(images),
-            "background": fitted,
-        },
-        metrics={**final, **fnsm_report(network)},
-    )
-    return request.output
+    return {"net": network}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def _note(message: str, show: bool) -> None:
         print(f"rdl-sim: {message}", file=sys.stderr, flush=True)
 
 
-def _stage_config(config: RDLSIMConfig, stage: str, device: str) -> TrainerConfig:
+def _stage_config(config: RDLSIMConfig, stage: str, device: str, max_seconds: float | None = None) -> TrainerConfig:
     steps = config.dfcan_steps if stage == "dfcan" else config.denoiser_steps
     batch = config.dfcan_batch_size if stage == "dfcan" else config.denoiser_batch_size
     return TrainerConfig(
@@ -80,7 +81,24 @@ def _stage_config(config: RDLSIMConfig, stage: str, device: str) -> TrainerConfi
         checkpoint_every=config.checkpoint_every,
         val_every=config.validation_every,
         log_every=min(50, config.validation_every),
+        max_seconds=max_seconds,
     )
+
+
+class Budget:
+    """The time left of ``request.max_seconds``, shared by the two stages (``None``: no limit).
+
+    The denoiser stage gets what the DFCAN stage left; a stage that ran out of time stops the run (the model
+    is saved with the networks trained so far, and ``--resume`` continues where it stopped).
+    """
+
+    def __init__(self, max_seconds: float | None) -> None:
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.exhausted = False
+
+    def left(self) -> float | None:
+        """Seconds left (at least a millisecond, so that a stage runs one step), or ``None``."""
+        return None if self.deadline is None else max(1e-3, self.deadline - time.monotonic())
 
 
 def _run_stage(
@@ -91,19 +109,22 @@ def _run_stage(
     validation: Any,
     config: RDLSIMConfig,
     request: TrainRequest,
+    budget: Budget,
 ) -> dict[str, float]:
     folder = request.output / stage
     resume = request.resume and has_checkpoint(folder / CHECKPOINT_DIR)
     task = RDLStageTask(stage, network, config, forward)
+    stage_config = _stage_config(config, stage, request.device, budget.left())
     trainer = Trainer(
         task,
         sampler.sample,
         folder,
-        _stage_config(config, stage, request.device),
+        stage_config,
         progress=request.progress,
         validation_batch=validation,
     )
     final = trainer.fit(resume=resume)
+    budget.exhausted = trainer.step < stage_config.steps
     network.cpu()
     task.plateau.restore_best()
     if task.plateau.best < math.inf:
@@ -112,7 +133,12 @@ def _run_stage(
 
 
 def train_dfcan(
-    stacks: StackSet, train_idx: list[int], val_idx: list[int], config: RDLSIMConfig, request: TrainRequest
+    stacks: StackSet,
+    train_idx: list[int],
+    val_idx: list[int],
+    config: RDLSIMConfig,
+    request: TrainRequest,
+    budget: Budget | None = None,
 ) -> tuple[DFCAN, dict[str, float]]:
     """Stage 1: DFCAN from the noisy stacks (9 channels) to the SR targets."""
     n_frames = config.n_frames
@@ -127,7 +153,8 @@ def train_dfcan(
     torch.manual_seed(config.seed)
     network = build_dfcan(config)
     _note(f"stage dfcan: {len(train_idx)} training and {len(val_idx)} validation stacks", request.progress)
-    final = _run_stage("dfcan", network, dfcan_forward, sampler, validation, config, request)
+    budget = budget or Budget(request.max_seconds)
+    final = _run_stage("dfcan", network, dfcan_forward, sampler, validation, config, request, budget)
     return network.eval(), final
 
 
@@ -177,6 +204,7 @@ def train_denoiser(
     dfcan: torch.nn.Module,
     config: RDLSIMConfig,
     request: TrainRequest,
+    budget: Budget | None = None,
 ) -> tuple[RDLDenoiser, dict[str, float]]:
     """Stage 2: the rDL denoiser, on pattern-modulated images + noisy phases, to the high-SNR phases."""
     from microrestore.engine.device import resolve_device
@@ -188,7 +216,8 @@ def train_denoiser(
     torch.manual_seed(config.seed + 1)
     network = build_denoiser(config)
     _note(f"stage denoiser: {len(train_idx)} training and {len(val_idx)} validation stacks", request.progress)
-    final = _run_stage("denoiser", network, denoiser_forward, sampler, validation, config, request)
+    budget = budget or Budget(request.max_seconds)
+    final = _run_stage("denoiser", network, denoiser_forward, sampler, validation, config, request, budget)
     return network.eval(), final
 
 
@@ -225,6 +254,7 @@ def _check_output(request: TrainRequest, stage: str) -> None:
 
 def train(request: TrainRequest) -> Path:
     """Train rDL-SIM (both stages, or the one asked for) and write a model folder with both networks."""
+    budget = Budget(request.max_seconds)
     values = dict(request.config)
     if request.steps is not None:
         values["dfcan_steps"] = values["denoiser_steps"] = request.steps
@@ -244,12 +274,14 @@ def train(request: TrainRequest) -> Path:
     metrics: dict[str, Any] = {}
     networks: dict[str, torch.nn.Module] = {}
     if config.stage in ("dfcan", "both"):
-        networks["dfcan"], metrics["dfcan"] = train_dfcan(stacks, train_idx, val_idx, config, request)
+        networks["dfcan"], metrics["dfcan"] = train_dfcan(stacks, train_idx, val_idx, config, request, budget)
     else:
         networks["dfcan"], metrics["dfcan"] = _existing_dfcan(config, request.output)
-    if config.stage in ("denoiser", "both"):
+    if config.stage in ("denoiser", "both") and budget.exhausted:
+        _note("time budget reached in stage dfcan: the denoiser stage is left to --resume", request.progress)
+    elif config.stage in ("denoiser", "both"):
         networks["denoiser"], metrics["denoiser"] = train_denoiser(
-            stacks, train_idx, val_idx, networks["dfcan"], config, request
+            stacks, train_idx, val_idx, networks["dfcan"], config, request, budget
         )
     save_model(
         request.output,

@@ -1,4 +1,4 @@
-"""An example microrestore plugin: one method, one command, one reader and one writer.
+"""An example microrestore plugin: two methods (one trainable), one command, one reader and one writer.
 
 Keep a plugin's top-level module import-light (no torch): microrestore imports every plugin at start-up, and
 ``microrestore --help`` must stay fast.
@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from microrestore import hookimpl
-from microrestore.plugins import Method, PredictOptions, Reader, Writer
+from microrestore.plugins.api import ImageData, Method, PredictOptions, Reader, Writer, hookimpl
 
 
 class MedianParams(BaseModel):
@@ -54,8 +53,6 @@ def hello(name: str = "microscopist") -> None:
 
 def read_npy(path: Path, axes: str | None = None) -> Any:
     """Read a ``.npy`` array (never with pickle)."""
-    from microrestore.io import ImageData
-
     data = np.load(path, allow_pickle=False)
     return ImageData(data, axes or ("YX" if data.ndim == 2 else "ZYX"[-data.ndim :]), path=Path(path))
 
@@ -68,7 +65,9 @@ def write_npy(path: Path, data: np.ndarray, axes: str, **_: Any) -> Path:
 
 @hookimpl
 def register_methods(register: Any) -> None:
-    """Register the ``median`` method."""
+    """Register the ``median`` method and the trainable ``example-unet`` (see :mod:`microrestore_example.unet`)."""
+    from microrestore_example.unet import ExampleUNet
+
     register(
         Method(
             name="median",
@@ -79,6 +78,7 @@ def register_methods(register: Any) -> None:
             needs_model=False,
         )
     )
+    register(ExampleUNet().method())
 
 
 @hookimpl

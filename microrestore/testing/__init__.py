@@ -1,0 +1,1 @@
+"""Test helpers shipped for plugin authors (see :mod:`microrestore.testing.contract`)."""
