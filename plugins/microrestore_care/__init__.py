@@ -1,6 +1,6 @@
 """CARE: supervised content-aware restoration with a U-Net (Weigert et al., Nature Methods 2018).
 
-A built-in plugin on :mod:`microrestore.plugins.api`, registered through the ``microrestore.plugins`` entry
+A built-in plugin on :mod:`microrestore.plugin_api`, registered through the ``microrestore.plugins`` entry
 point like any third-party one. Import-light: torch is loaded only when a model is loaded or trained.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from microrestore.plugins.api import NetworkMethod, TrainingData, TrainRequest, hookimpl
+from microrestore.plugin_api import NetworkMethod, TrainingData, TrainRequest, hookimpl
 from microrestore_care.config import CareConfig
 
 
@@ -27,7 +27,7 @@ class Care(NetworkMethod):
 
     def prepare(self, request: TrainRequest, config: CareConfig) -> TrainingData:
         """Pairs by file name, normalised with their input's parameters (``target_normalization: own``: their own)."""
-        from microrestore.plugins.api import NoiseStabilizingNormalizer, PercentileNormalizer, paired_training_data
+        from microrestore.plugin_api import NoiseStabilizingNormalizer, PercentileNormalizer, paired_training_data
 
         if config.normalization == "noise":
             return paired_training_data(request, config, NoiseStabilizingNormalizer())

@@ -6,14 +6,14 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from microrestore.plugins.api import FNSMOptions, NormalizationOptions, PatchOptions, TrainingOptions, UNetOptions
+from microrestore.plugin_api import FNSMOptions, NormalizationOptions, PatchOptions, TrainingOptions, UNetOptions
 
 
 class CareConfig(UNetOptions, PatchOptions, NormalizationOptions, TrainingOptions, FNSMOptions):
     """Configuration of a supervised CARE model (Weigert et al. 2018) and its training (CSBDeep's defaults).
 
     ``fnsm: true`` (with ``na``, ``wavelength_nm`` and the pixel size) adds the Fourier noise-suppression module
-    of TiS/SiS-rDL at the U-Net's input (see :class:`microrestore.plugins.api.FNSMOptions`).
+    of TiS/SiS-rDL at the U-Net's input (see :class:`microrestore.plugin_api.FNSMOptions`).
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from microrestore.plugins.api import SingleNetworkTask
+from microrestore.plugin_api import SingleNetworkTask
 from microrestore_care.config import CareConfig
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from microrestore.plugins.api import GanFilters, ImageChannels, ResBlocks, TrainingOptions
+from microrestore.plugin_api import GanFilters, ImageChannels, ResBlocks, TrainingOptions
 
 
 class ComiPredictOptions(BaseModel):

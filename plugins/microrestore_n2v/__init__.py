@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from microrestore.plugins.api import NetworkMethod, TrainingData, TrainRequest, hookimpl
+from microrestore.plugin_api import NetworkMethod, TrainingData, TrainRequest, hookimpl
 from microrestore_n2v.config import N2VConfig
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from microrestore.plugins.api import (
+from microrestore.plugin_api import (
     InputError,
     SingleNetworkTask,
     TrainingData,

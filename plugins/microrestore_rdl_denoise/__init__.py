@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from microrestore.plugins.api import NetworkMethod, PredictOptions, TrainingData, TrainRequest, hookimpl
+from microrestore.plugin_api import NetworkMethod, PredictOptions, TrainingData, TrainRequest, hookimpl
 from microrestore_rdl_denoise.config import RDLConfig
 
 
@@ -28,7 +28,7 @@ class _TimeAsDepth:
     def predict(self, image: Any, out: Any = None) -> Any:
         """Relabel T as Z when the image has no Z axis, then predict."""
         if "Z" not in image.axes and "T" in image.axes:
-            from microrestore.plugins.api import ImageData
+            from microrestore.plugin_api import ImageData
 
             image = ImageData(image.data, image.axes.replace("T", "Z"), path=image.path, metadata=image.metadata)
         return self.predictor.predict(image, out)
@@ -84,7 +84,7 @@ class RDLDenoise(NetworkMethod):
 
     def load(self, model: str | Path | None, options: PredictOptions) -> Any:
         """Load an rdl-denoise model folder, zoo id or microrestore package into a tiled predictor."""
-        from microrestore.plugins.api import load_network_model
+        from microrestore.plugin_api import load_network_model
 
         predictor, bundle = load_network_model(model, options, method=self.name, default_model=self.default_model)
         return _TimeAsDepth(predictor) if bundle.config.get("depth_axis") == "T" else predictor

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from microrestore.plugins.api import (
+from microrestore.plugin_api import (
     BackgroundOptions,
     FNSMOptions,
     PatchOptions,

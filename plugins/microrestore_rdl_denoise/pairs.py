@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from microrestore.plugins.api import ImageData, InputError
+from microrestore.plugin_api import ImageData, InputError
 
 PAIR_AXIS = {"tis": "T", "sis": "Z"}
 _WHAT = {"tis": "time-lapse (a T axis with at least 2 frames)", "sis": "z-stack (a Z axis with at least 2 slices)"}
@@ -102,7 +102,7 @@ def make_pairs(image: ImageData, mode: str, ndim: int) -> Pairs:
     n = image.data.shape[axis]
     if n < 2:
         raise InputError(f"mode {mode} needs a {_WHAT[mode]}; the image has {n} along {axis_letter}", image.path)
-    from microrestore.plugins.api import samples_from_image
+    from microrestore.plugin_api import samples_from_image
 
     even, odd = even_odd(image.data, axis)
     depth = depth_axis_for(mode, axes, ndim)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from microrestore.plugins.api import (
+from microrestore.plugin_api import (
     InputError,
     SingleNetworkTask,
     TrainingData,
@@ -193,7 +193,7 @@ def prepare(request: TrainRequest, config: RDLConfig) -> TrainingData:
 
 def build_networks(config: RDLConfig, data: TrainingData) -> dict[str, torch.nn.Module]:
     """The RCAN (2D or 3D as resolved from the data), with the FNSM when configured."""
-    from microrestore.plugins.api import RCAN
+    from microrestore.plugin_api import RCAN
 
     ndim = data.config["ndim"]
     network = RCAN(

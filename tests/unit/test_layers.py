@@ -176,10 +176,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("configs",),  # shared option groups of method configurations
     ("nn",),  # networks
     ("engine",),  # training and inference
-    ("bioimage", "assess"),  # BioImage Model Zoo packages; quality without ground truth
+    ("bioimage", "assess", "plugin_api"),  # packages; quality without ground truth; the plugin authors' API
     ("api",),  # the library facade
     ("cli",),  # the command line
-    ("__main__",),  # python -m microrestore
+    ("napari",),  # the napari plugin (its demo sample is the CLI's)
+    ("__main__", "testing"),  # python -m microrestore; the method contract suite (drives the CLI)
 )
 
 #: Imports that break the rule, each with its reason; the test fails when one is no longer needed.

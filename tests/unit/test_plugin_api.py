@@ -1,4 +1,4 @@
-"""microrestore.plugins.api: the one public module plugins import, light at import, complete, and used."""
+"""microrestore.plugin_api: the one public module plugins import, light at import, complete, and used."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from microrestore.plugins import api
+from microrestore import plugin_api as api
 from tests.conftest import EXAMPLE_PLUGIN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,15 +41,15 @@ def test_every_public_name_resolves():
 
 
 def test_importing_the_api_imports_no_torch():
-    code = "import sys, microrestore.plugins.api, microrestore_care, microrestore_n2v; print('torch' in sys.modules)"
+    code = "import sys, microrestore.plugin_api, microrestore_care, microrestore_n2v; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("package", ON_THE_API, ids=lambda p: p.name)
 def test_plugin_imports_only_the_public_api(package):
-    outside = {f"{m}.{n}" for m, n in core_imports(package) if m != "microrestore.plugins.api"}
-    assert not outside, f"{package.name} imports from the core outside microrestore.plugins.api: {sorted(outside)}"
+    outside = {f"{m}.{n}" for m, n in core_imports(package) if m != "microrestore.plugin_api"}
+    assert not outside, f"{package.name} imports from the core outside microrestore.plugin_api: {sorted(outside)}"
 
 
 def test_the_trainable_built_ins_on_the_api_share_the_training_options():

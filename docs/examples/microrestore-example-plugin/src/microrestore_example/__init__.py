@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from microrestore.plugins.api import ImageData, Method, PredictOptions, Reader, Writer, hookimpl
+from microrestore.plugin_api import ImageData, Method, PredictOptions, Reader, Writer, hookimpl
 
 
 class MedianParams(BaseModel):

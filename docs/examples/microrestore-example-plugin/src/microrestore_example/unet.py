@@ -2,7 +2,7 @@
 
 Everything else (configuration validation, the training loop with exact resume and ``--max-seconds``, the
 model folder with its provenance and training domain, loading, tiled prediction in the input's units,
-bioimage.io export) comes from :class:`microrestore.plugins.api.NetworkMethod`.
+bioimage.io export) comes from :class:`microrestore.plugin_api.NetworkMethod`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from microrestore.plugins.api import NetworkMethod, NormalizationOptions, PatchOptions, TrainingOptions, UNetOptions
+from microrestore.plugin_api import NetworkMethod, NormalizationOptions, PatchOptions, TrainingOptions, UNetOptions
 
 
 class ExampleUNetConfig(UNetOptions, PatchOptions, NormalizationOptions, TrainingOptions):
@@ -31,7 +31,7 @@ class ExampleUNet(NetworkMethod):
 
     def prepare(self, request: Any, config: ExampleUNetConfig) -> Any:
         """Pairs by file name, each normalised with its input's percentiles."""
-        from microrestore.plugins.api import PercentileNormalizer, paired_training_data
+        from microrestore.plugin_api import PercentileNormalizer, paired_training_data
 
         normalizer = PercentileNormalizer(low=config.percentile_low, high=config.percentile_high)
         return paired_training_data(request, config, normalizer)

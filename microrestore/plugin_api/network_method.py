@@ -5,9 +5,9 @@ A method subclasses :class:`NetworkMethod`, sets its class attributes and implem
 - :meth:`NetworkMethod.prepare`: read and normalise the training files into a :class:`TrainingData`
   (the batch sampler, the validation batch, the normalisation to save);
 - :meth:`NetworkMethod.build_networks`: the networks, by name (seeded with the configuration's ``seed``);
-  by default the U-Net of a configuration with :class:`~microrestore.plugins.config_parts.UNetOptions`;
+  by default the U-Net of a configuration with :class:`~microrestore.plugin_api.config_parts.UNetOptions`;
 - :meth:`NetworkMethod.training_task`: the :class:`~microrestore.engine.trainer.TrainingTask` (the step); by
-  default a :class:`~microrestore.plugins.training_parts.SingleNetworkTask` that minimises
+  default a :class:`~microrestore.plugin_api.training_parts.SingleNetworkTask` that minimises
   :meth:`NetworkMethod.losses`, so a one-network method writes only its loss.
 
 The base does the rest, the same for every method: validating the configuration (``--steps`` included), the
@@ -22,57 +22,19 @@ loaded when a model is trained or loaded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from microrestore.errors import InputError
+from microrestore.plugin_api.training_data import TrainingData
 from microrestore.plugins.registry import Method, PredictOptions, Predictor, Task, TrainRequest
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
     from pydantic import BaseModel
 
 __all__ = ["NetworkMethod", "TrainingData", "build_unet"]
-
-
-@dataclass
-class TrainingData:
-    """What :meth:`NetworkMethod.prepare` hands to the rest of training.
-
-    Attributes
-    ----------
-    sample_batch
-        ``sample_batch(rng, batch_size)``: the batch of a step, drawn from ``rng`` only (exact resume).
-    normalization
-        The normalisation saved with the model (the predictor applies it), e.g. ``normalizer.to_dict()``.
-    axes
-        Axes of the model's input images (``YX``, ``ZYX``, ``CYX``).
-    validation
-        The fixed validation batch, or ``None``.
-    images
-        The training inputs (:class:`~microrestore.io.images.ImageData`): their domain is recorded for the
-        domain guard, and the first one's pixel size is :attr:`pixel_size_um`.
-    config
-        Values resolved from the data, saved over the configuration (e.g. the patch shape that fitted).
-    provenance
-        Extra provenance (fitted background, thresholds, ...).
-    """
-
-    sample_batch: Callable[[np.random.Generator, int], Any]
-    normalization: Mapping[str, Any]
-    axes: str
-    validation: Any = None
-    images: list[Any] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pixel_size_um(self) -> float | None:
-        """The lateral pixel size of the first training image, when its file declared one."""
-        return self.images[0].pixel_size.get("X") if self.images else None
 
 
 class NetworkMethod:
@@ -83,7 +45,7 @@ class NetworkMethod:
     name, task, summary, citation, default_model
         As :class:`~microrestore.plugins.registry.Method`.
     config_schema
-        The pydantic configuration (use the parts of :mod:`microrestore.plugins.config_parts`).
+        The pydantic configuration (use the parts of :mod:`microrestore.plugin_api.config_parts`).
     targets
         ``"required"`` (supervised), ``"refused"`` (self-supervised: sources only) or ``"optional"``.
     self_supervised, self_supervised_config
@@ -110,9 +72,9 @@ class NetworkMethod:
         """The networks to train, by name; each has a ``spec`` that rebuilds it.
 
         By default one U-Net ``net`` (:func:`build_unet`), for configurations with
-        :class:`~microrestore.plugins.config_parts.UNetOptions`.
+        :class:`~microrestore.plugin_api.config_parts.UNetOptions`.
         """
-        from microrestore.plugins.config_parts import UNetOptions
+        from microrestore.plugin_api.config_parts import UNetOptions
 
         if not isinstance(config, UNetOptions):
             raise NotImplementedError(f"{type(self).__name__}.build_networks: the configuration has no UNetOptions")
@@ -129,9 +91,9 @@ class NetworkMethod:
         """The :class:`~microrestore.engine.trainer.TrainingTask` that trains ``networks``.
 
         By default Adam on the one network ``net`` with :meth:`losses` (see
-        :class:`~microrestore.plugins.training_parts.SingleNetworkTask`).
+        :class:`~microrestore.plugin_api.training_parts.SingleNetworkTask`).
         """
-        from microrestore.plugins.training_parts import LossTask
+        from microrestore.plugin_api.training_parts import LossTask
 
         return LossTask(networks["net"], config, self.losses)
 
@@ -234,7 +196,7 @@ class NetworkMethod:
 
 
 def build_unet(config: Any, pixel_size_um: float | None = None) -> torch.nn.Module:
-    """The one-channel U-Net of a configuration with :class:`~microrestore.plugins.config_parts.UNetOptions`.
+    """The one-channel U-Net of a configuration with :class:`~microrestore.plugin_api.config_parts.UNetOptions`.
 
     With :class:`~microrestore.configs.FNSMOptions` in the configuration, ``fnsm: true`` puts the Fourier
     noise-suppression module at the input (its cutoff in 1/um needs ``pixel_size_um``).

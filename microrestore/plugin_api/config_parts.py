@@ -30,7 +30,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class TrainingOptions(BaseModel):
-    """The training-loop fields every trainable method has (:func:`~microrestore.plugins.api.trainer_config`)."""
+    """The training-loop fields every trainable method has (:func:`~microrestore.plugin_api.trainer_config`)."""
 
     batch_size: int = Field(16, ge=1)
     """Patches per step."""
@@ -81,7 +81,7 @@ class NormalizationOptions(BaseModel):
 
 
 class UNetOptions(BaseModel):
-    """A U-Net (CARE, Noise2Void): built by :func:`~microrestore.plugins.api.build_unet`."""
+    """A U-Net (CARE, Noise2Void): built by :func:`~microrestore.plugin_api.build_unet`."""
 
     ndim: Literal[2, 3] = 2
     """Spatial dimensions of the network: 2 (planes; stacks are treated as samples) or 3 (volumes)."""

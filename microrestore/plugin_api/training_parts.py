@@ -1,4 +1,4 @@
-"""Composable training parts for :class:`~microrestore.plugins.network_method.NetworkMethod` (imports torch).
+"""Composable training parts for :class:`~microrestore.plugin_api.network_method.NetworkMethod` (imports torch).
 
 - :class:`SingleNetworkTask`: the training task of a one-network method (Adam, constant then linear decay);
   a method writes only its loss.
@@ -25,7 +25,7 @@ from microrestore.engine.datasets import (
 )
 from microrestore.engine.patches import training_sampler
 from microrestore.engine.trainer import constant_then_linear_decay
-from microrestore.plugins.network_method import TrainingData
+from microrestore.plugin_api.training_data import TrainingData
 from microrestore.plugins.registry import TrainRequest
 
 __all__ = ["LossTask", "SingleNetworkTask", "paired_training_data"]
@@ -92,8 +92,8 @@ def paired_training_data(
     request
         The training request (files, axes).
     config
-        A configuration with :class:`~microrestore.plugins.config_parts.PatchOptions`,
-        :class:`~microrestore.plugins.config_parts.TrainingOptions` and ``ndim``.
+        A configuration with :class:`~microrestore.plugin_api.config_parts.PatchOptions`,
+        :class:`~microrestore.plugin_api.config_parts.TrainingOptions` and ``ndim``.
     normalizer
         Fitted on each input (all its samples); its parameters normalise the input and its target, so the
         network learns in the input's units.

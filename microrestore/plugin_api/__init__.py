@@ -1,6 +1,6 @@
 """The public API for method plugins: everything a plugin imports from microrestore comes from here.
 
-``from microrestore.plugins.api import ...`` gives, grouped as in ``docs/plugins.md``:
+``from microrestore.plugin_api import ...`` gives, grouped as in ``docs/plugins.md``:
 
 Registration
     :data:`hookimpl`, :class:`Method`, :class:`Reader`, :class:`Writer`, :class:`PredictOptions`,
@@ -49,15 +49,15 @@ from microrestore.configs import (
     validate,
 )
 from microrestore.errors import InputError, MicrorestoreError, PluginError
-from microrestore.plugins.config_parts import (
+from microrestore.plugin_api.config_parts import (
     NormalizationOptions,
     PatchOptions,
     Precision,
     TrainingOptions,
     UNetOptions,
 )
+from microrestore.plugin_api.network_method import NetworkMethod, TrainingData, build_unet
 from microrestore.plugins.markers import hookimpl
-from microrestore.plugins.network_method import NetworkMethod, TrainingData, build_unet
 from microrestore.plugins.registry import (
     Method,
     PredictOptions,
@@ -92,7 +92,7 @@ if TYPE_CHECKING:
     )
     from microrestore.io.images import ImageData
     from microrestore.nn import RCAN, UNet, fnsm_report
-    from microrestore.plugins.training_parts import SingleNetworkTask, paired_training_data
+    from microrestore.plugin_api.training_parts import SingleNetworkTask, paired_training_data
 
 #: The training parts, loaded on first use: name -> module.
 _LAZY: dict[str, str] = {
@@ -120,8 +120,8 @@ _LAZY: dict[str, str] = {
     "save_model": "microrestore.engine.modeldir",
     "load_network_model": "microrestore.engine.predictor",
     "ImageData": "microrestore.io.images",
-    "SingleNetworkTask": "microrestore.plugins.training_parts",
-    "paired_training_data": "microrestore.plugins.training_parts",
+    "SingleNetworkTask": "microrestore.plugin_api.training_parts",
+    "paired_training_data": "microrestore.plugin_api.training_parts",
 }
 
 __all__ = [
