@@ -35,7 +35,9 @@ from microrestore.napari.layers import (
     ground_truth_pair,
     histogram,
     layer_image,
+    one_line,
     result_kwargs,
+    sigma_kwargs,
     sim_result_kwargs,
 )
 
@@ -108,12 +110,16 @@ class _RestoreInputs:
     device: str
     tile: int | None
     tta: bool
+    uncertainty: bool = False
 
 
 class RestoreWidget(_LayerJob):
     """Restore the chosen layer with any installed method (denoise, deblur, restore) and model.
 
     The result is a new float32 layer on the input's grid (scale, translate, units) with its contrast limits.
+    With *uncertainty* a second float32 layer ``<name> [<method> sigma]`` holds the per-pixel uncertainty
+    (standard deviation, input units; see :func:`microrestore.api.restore`); where the method or the image
+    cannot give one, the restoration is still shown and one warning line says why.
     """
 
     run_label = "Restore"
@@ -131,12 +137,14 @@ class RestoreWidget(_LayerJob):
         self.tile.setSingleStep(32)
         self.tile.setSpecialValueText("auto")
         self.tta = QCheckBox("8 rotations and flips (8x time)")
+        self.uncertainty = QCheckBox("also a per-pixel uncertainty (sigma) layer")
         self.form.addRow("task", self.task_box)
         self.form.addRow("method", self.method_box)
         self.form.addRow("model", self.model)
         self.form.addRow("device", self.device_box)
         self.form.addRow("tile", self.tile)
         self.form.addRow("TTA", self.tta)
+        self.form.addRow("uncertainty", self.uncertainty)
         self.task_box.currentTextChanged.connect(self._task_changed)
         self.method_box.currentTextChanged.connect(self._method_changed)
         self._task_changed(self.task_box.currentText())
@@ -167,22 +175,55 @@ class RestoreWidget(_LayerJob):
             device=self.device_box.currentText(),
             tile=self.tile.value() or None,
             tta=self.tta.isChecked(),
+            uncertainty=self.uncertainty.isChecked(),
         )
 
-    def job(self, inputs: _RestoreInputs, context: JobContext) -> np.ndarray:
-        """Run in the worker thread."""
+    def job(self, inputs: _RestoreInputs, context: JobContext) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run in the worker thread: the restoration and its uncertainty map.
+
+        The map is ``None`` when not asked for, or when the method or image cannot give one (a warning line
+        then says why).
+        """
         from microrestore import api
+        from microrestore.engine.observe import Cancelled
 
-        options = _options(inputs.device, context, tile=inputs.tile, tta=inputs.tta)
-        return api.restore(
-            inputs.image, inputs.method, model=inputs.model, options=options, dtype="float32", warn=context.warn
-        )
+        def run(uncertainty: bool) -> Any:
+            options = _options(inputs.device, context, tile=inputs.tile, tta=inputs.tta)
+            return api.restore(
+                inputs.image,
+                inputs.method,
+                model=inputs.model,
+                options=options,
+                dtype="float32",
+                warn=context.warn,
+                uncertainty=uncertainty,
+            )
 
-    def done(self, inputs: _RestoreInputs, result: np.ndarray) -> None:
+        if not inputs.uncertainty:
+            return run(False), None
+        try:
+            restored, sigma = run(True)
+            return restored, np.asarray(sigma, np.float32)
+        except Cancelled:
+            raise
+        except Exception as exc:
+            why = one_line(exc)
+        # The restoration again without the map: its own error (a bad model, bad input) is the one shown.
+        restored = run(False)
+        context.warn(f"no uncertainty map for {inputs.method} on {inputs.layer.name!r}: {why}")
+        return restored, None
+
+    def done(self, inputs: _RestoreInputs, result: tuple[np.ndarray, np.ndarray | None]) -> None:
         """Show the result (GUI thread)."""
+        restored, sigma = result
         name = f"{inputs.layer.name} [{inputs.method}]"
-        self.viewer.add_image(result, **result_kwargs(inputs.layer, result, name))
-        self.notify("info", f"restored {inputs.layer.name!r} with {inputs.method}: layer {name!r}")
+        self.viewer.add_image(restored, **result_kwargs(inputs.layer, restored, name))
+        note = ""
+        if sigma is not None:
+            sigma_name = f"{inputs.layer.name} [{inputs.method} sigma]"
+            self.viewer.add_image(sigma, **sigma_kwargs(inputs.layer, sigma, sigma_name))
+            note = f" and its uncertainty {sigma_name!r}"
+        self.notify("info", f"restored {inputs.layer.name!r} with {inputs.method}: layer {name!r}{note}")
 
 
 # ----------------------------------------------------------------------------------------------------------
