@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.napari.conftest import run_job
+from tests.napari.conftest import camera_field, run_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -166,22 +166,10 @@ def test_cancel_stops_inference(qtbot, viewer):
     assert widget.run_button.isEnabled()
 
 
-def _camera_field(size=64, seed=3):
-    """A simulated noisy Poisson-Gaussian field (the kind the ground-truth-free assessment models)."""
-    from scipy.ndimage import gaussian_filter
-
-    from microrestore.simulation import CameraModel, apply_camera, nuclei, tubules
-
-    rng = np.random.default_rng(seed)
-    density = gaussian_filter(0.6 * tubules((size, size), rng) + 0.4 * nuclei((size, size), rng), 1.2)
-    camera = CameraModel(photons=20.0, offset=100.0, gain=1.0, read_noise=1.5)
-    return apply_camera(density, camera, rng).astype(np.float32)
-
-
 def test_restore_with_uncertainty_adds_a_sigma_layer(qtbot, viewer):
     from microrestore.napari.widgets import RestoreWidget
 
-    layer = viewer.add_image(_camera_field(), name="cells", scale=(0.1, 0.2), translate=(5.0, -3.0), units=("um", "um"))
+    layer = viewer.add_image(camera_field(), name="cells", scale=(0.1, 0.2), translate=(5.0, -3.0), units=("um", "um"))
     widget = RestoreWidget(viewer)
     qtbot.addWidget(widget)
     widget.method_box.setCurrentText("nl-means")
