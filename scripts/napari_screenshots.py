@@ -67,12 +67,12 @@ def _shot(viewer: napari.Viewer, widget: Any, name: str) -> None:
 
 
 def main() -> None:
-    """Take the five screenshots."""
+    """Take the six screenshots."""
     from microrestore.napari import widgets
     from microrestore.napari.samples import demo_sample, sim_sample
 
     FIGURES.mkdir(parents=True, exist_ok=True)
-    wanted = set(sys.argv[1:]) or {"restore", "self_supervised", "train", "assess", "sim"}
+    wanted = set(sys.argv[1:]) or {"restore", "self_supervised", "train", "assess", "compare", "sim"}
 
     if "restore" in wanted:
         _restore(widgets, demo_sample())
@@ -83,6 +83,8 @@ def main() -> None:
         _train(widgets, crop)
     if "assess" in wanted:
         _assess(widgets, demo_sample())
+    if "compare" in wanted:
+        _compare(widgets, crop)
     if "sim" in wanted:
         _sim(widgets, sim_sample())
 
@@ -146,6 +148,19 @@ def _assess(widgets: Any, samples: list[Any]) -> None:
     for layer in viewer.layers:
         layer.visible = layer.name == "demo noisy [care]"
     _shot(viewer, widget, "assess")
+
+
+def _compare(widgets: Any, crop: list[Any]) -> None:
+    viewer = _viewer("Compare", crop)
+    widget = widgets.AssessWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Assess and compare", area="right")
+    widget.choose_compare("demo noisy", ["nl-means", "care"])
+    widget.start()
+    _wait(widget)
+    best = widget.comparison.ranking.best
+    for layer in viewer.layers:
+        layer.visible = layer.name == f"demo noisy [{best}]"
+    _shot(viewer, widget, "compare")
 
 
 def _sim(widgets: Any, samples: list[Any]) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "layer_pixel_size",
     "one_line",
     "result_kwargs",
+    "sigma_kwargs",
     "sim_result_kwargs",
 ]
 
@@ -152,6 +153,24 @@ def result_kwargs(layer: Any, data: np.ndarray, name: str) -> dict[str, Any]:
     limits = _contrast(data, layer)
     if limits is not None:
         kwargs["contrast_limits"] = limits
+    return kwargs
+
+
+def sigma_kwargs(layer: Any, sigma: np.ndarray, name: str) -> dict[str, Any]:
+    """``add_image`` keyword arguments for an uncertainty map of ``layer``'s restoration.
+
+    On the input's grid like :func:`result_kwargs`, but with its own contrast (``0`` to the map's 99.9th
+    percentile: a standard deviation is not on the intensities' scale) and the ``magma`` colormap.
+    """
+    kwargs = result_kwargs(layer, sigma, name)
+    kwargs["colormap"] = "magma"
+    kwargs["metadata"] = {"microrestore": {"source": layer.name, "kind": "uncertainty (standard deviation)"}}
+    finite = np.asarray(sigma, np.float64)[np.isfinite(sigma)]
+    high = float(np.percentile(finite, 99.9)) if finite.size else 0.0
+    if high > 0:
+        kwargs["contrast_limits"] = [0.0, high]
+    else:
+        kwargs.pop("contrast_limits", None)
     return kwargs
 
 

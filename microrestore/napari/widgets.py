@@ -20,11 +20,14 @@ from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QDoubleSpinBox,
+    QFormLayout,
     QHeaderView,
+    QLabel,
     QListWidget,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QWidget,
 )
 
 from microrestore.errors import InputError
@@ -35,7 +38,9 @@ from microrestore.napari.layers import (
     ground_truth_pair,
     histogram,
     layer_image,
+    one_line,
     result_kwargs,
+    sigma_kwargs,
     sim_result_kwargs,
 )
 
@@ -95,6 +100,13 @@ def _options(device: str, context: JobContext, **kwargs: Any) -> Any:
     return PredictOptions(device=device or "auto", on_progress=context.report, **kwargs)
 
 
+def _seconds_box(value: float) -> QDoubleSpinBox:
+    """A time budget in whole seconds, up to a day; 0 reads "no limit"."""
+    box = _spin(0.0, 86_400.0, value, 0, "no limit")
+    box.setSuffix(" s")
+    return box
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Restore
 
@@ -108,12 +120,16 @@ class _RestoreInputs:
     device: str
     tile: int | None
     tta: bool
+    uncertainty: bool = False
 
 
 class RestoreWidget(_LayerJob):
     """Restore the chosen layer with any installed method (denoise, deblur, restore) and model.
 
     The result is a new float32 layer on the input's grid (scale, translate, units) with its contrast limits.
+    With *uncertainty* a second float32 layer ``<name> [<method> sigma]`` holds the per-pixel uncertainty
+    (standard deviation, input units; see :func:`microrestore.api.restore`); where the method or the image
+    cannot give one, the restoration is still shown and one warning line says why.
     """
 
     run_label = "Restore"
@@ -131,12 +147,14 @@ class RestoreWidget(_LayerJob):
         self.tile.setSingleStep(32)
         self.tile.setSpecialValueText("auto")
         self.tta = QCheckBox("8 rotations and flips (8x time)")
+        self.uncertainty = QCheckBox("also a per-pixel uncertainty (sigma) layer")
         self.form.addRow("task", self.task_box)
         self.form.addRow("method", self.method_box)
         self.form.addRow("model", self.model)
         self.form.addRow("device", self.device_box)
         self.form.addRow("tile", self.tile)
         self.form.addRow("TTA", self.tta)
+        self.form.addRow("uncertainty", self.uncertainty)
         self.task_box.currentTextChanged.connect(self._task_changed)
         self.method_box.currentTextChanged.connect(self._method_changed)
         self._task_changed(self.task_box.currentText())
@@ -167,22 +185,55 @@ class RestoreWidget(_LayerJob):
             device=self.device_box.currentText(),
             tile=self.tile.value() or None,
             tta=self.tta.isChecked(),
+            uncertainty=self.uncertainty.isChecked(),
         )
 
-    def job(self, inputs: _RestoreInputs, context: JobContext) -> np.ndarray:
-        """Run in the worker thread."""
+    def job(self, inputs: _RestoreInputs, context: JobContext) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run in the worker thread: the restoration and its uncertainty map.
+
+        The map is ``None`` when not asked for, or when the method or image cannot give one (a warning line
+        then says why).
+        """
         from microrestore import api
+        from microrestore.engine.observe import Cancelled
 
-        options = _options(inputs.device, context, tile=inputs.tile, tta=inputs.tta)
-        return api.restore(
-            inputs.image, inputs.method, model=inputs.model, options=options, dtype="float32", warn=context.warn
-        )
+        def run(uncertainty: bool) -> Any:
+            options = _options(inputs.device, context, tile=inputs.tile, tta=inputs.tta)
+            return api.restore(
+                inputs.image,
+                inputs.method,
+                model=inputs.model,
+                options=options,
+                dtype="float32",
+                warn=context.warn,
+                uncertainty=uncertainty,
+            )
 
-    def done(self, inputs: _RestoreInputs, result: np.ndarray) -> None:
+        if not inputs.uncertainty:
+            return run(False), None
+        try:
+            restored, sigma = run(True)
+            return restored, np.asarray(sigma, np.float32)
+        except Cancelled:
+            raise
+        except Exception as exc:
+            why = one_line(exc)
+        # The restoration again without the map: its own error (a bad model, bad input) is the one shown.
+        restored = run(False)
+        context.warn(f"no uncertainty map for {inputs.method} on {inputs.layer.name!r}: {why}")
+        return restored, None
+
+    def done(self, inputs: _RestoreInputs, result: tuple[np.ndarray, np.ndarray | None]) -> None:
         """Show the result (GUI thread)."""
+        restored, sigma = result
         name = f"{inputs.layer.name} [{inputs.method}]"
-        self.viewer.add_image(result, **result_kwargs(inputs.layer, result, name))
-        self.notify("info", f"restored {inputs.layer.name!r} with {inputs.method}: layer {name!r}")
+        self.viewer.add_image(restored, **result_kwargs(inputs.layer, restored, name))
+        note = ""
+        if sigma is not None:
+            sigma_name = f"{inputs.layer.name} [{inputs.method} sigma]"
+            self.viewer.add_image(sigma, **sigma_kwargs(inputs.layer, sigma, sigma_name))
+            note = f" and its uncertainty {sigma_name!r}"
+        self.notify("info", f"restored {inputs.layer.name!r} with {inputs.method}: layer {name!r}{note}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -217,12 +268,7 @@ class SelfSupervisedWidget(_LayerJob):
         self.steps = QSpinBox()
         self.steps.setRange(0, 1_000_000)
         self.steps.setSpecialValueText("method's")
-        self.seconds = QDoubleSpinBox()
-        self.seconds.setRange(0.0, 86_400.0)
-        self.seconds.setDecimals(0)
-        self.seconds.setSuffix(" s")
-        self.seconds.setSpecialValueText("no limit")
-        self.seconds.setValue(SELF_SUPERVISED_SECONDS)
+        self.seconds = _seconds_box(SELF_SUPERVISED_SECONDS)
         self.device_box = combo(DEVICES, editable=True)
         self.save = PathField(folder=True, placeholder="optional: keep the model in this folder")
         self.form.addRow("method", self.method_box)
@@ -492,15 +538,77 @@ class TrainWidget(JobWidget):
 # Assess
 
 
-#: The scores shown, in order.
+#: The scores shown against a ground truth, in order.
 SCORES = ("psnr", "ssim", "pcc", "nrmse", "psnr_affine", "ssim_affine")
+SCORE_HEADERS = [s.upper().replace("_AFFINE", " aff.") for s in SCORES]
+
+#: The columns of the ground-truth-free comparison table.
+COMPARE_COLUMNS = ("rank", "est. RMSE", "90 % interval", "est. PSNR dB", "PSNR interval", "unsupported")
+
+#: The two modes of the Assess widget.
+MODES = ("ground truth", "compare (no ground truth)")
+
+#: Default time budget of a comparison, seconds (methods that would exceed it are skipped).
+COMPARE_SECONDS = 300.0
+
+
+@dataclass
+class _CompareInputs:
+    layer: Any
+    image: Any
+    methods: list[str]
+    budget: float | None
+    device: str
+
+
+def _interval(low: float, high: float) -> str:
+    return f"{low:.4g} - {high:.4g}"
+
+
+def compare_rows(comparison: Any) -> list[tuple[str, list[str]]]:
+    """``(method, cells)`` of a :class:`~microrestore.assess.Comparison` in rank order (``COMPARE_COLUMNS``)."""
+    rows = []
+    order = comparison.ranking.order if comparison.ranking is not None else ()
+    for i, name in enumerate(order, 1):
+        found = comparison.assessments[name]
+        err = found.error
+        cells = [
+            str(i),
+            f"{err.estimated_rmse:.4g}",
+            _interval(*err.rmse_interval),
+            f"{err.psnr:.2f}",
+            _interval(*err.psnr_interval),
+            f"{100 * found.unsupported.added:.2g} %",
+        ]
+        rows.append((name, cells))
+    return rows
+
+
+def _panel() -> tuple[QWidget, QFormLayout]:
+    """A widget holding a form of its own (a group of rows shown or hidden together)."""
+    panel = QWidget()
+    form = QFormLayout(panel)
+    form.setContentsMargins(0, 0, 0, 0)
+    return panel, form
+
+
+def _multi_list() -> QListWidget:
+    """A short list in which several entries can be selected."""
+    box = QListWidget()
+    box.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+    box.setMaximumHeight(110)
+    return box
 
 
 class AssessWidget(JobWidget):
-    """Score layers against a ground-truth layer (PSNR, SSIM, PCC, NRMSE, raw and affine-fitted).
+    """Assess restorations, with a ground truth or without one.
 
-    Also draws the intensity histograms of the layers and of the ground truth (a restoration that shifts or
-    clips intensities shows at once).
+    *ground truth*: score layers against a ground-truth layer (PSNR, SSIM, PCC, NRMSE, raw and affine-fitted).
+    *compare (no ground truth)*: run :func:`microrestore.api.compare` on a noisy layer with the chosen methods
+    within a time budget; each method's output becomes a layer and the table holds the estimated RMSE and PSNR
+    with their 90 % intervals and the unsupported-structure fraction, in rank order; the recommended method and
+    the ranking's confidence show below it. Both modes draw the intensity histograms (a restoration that
+    shifts or clips intensities shows at once).
     """
 
     run_label = "Assess"
@@ -510,25 +618,68 @@ class AssessWidget(JobWidget):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
+        from microrestore import api
+
+        self.mode_box = combo(list(MODES))
+        self.form.addRow("mode", self.mode_box)
+        # ground-truth mode
+        self.truth_panel, truth_form = _panel()
         self.truth_box = LayerPicker(napari_viewer)
-        self.layers_list = QListWidget()
-        self.layers_list.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        self.layers_list.setMaximumHeight(110)
-        self.form.addRow("ground truth", self.truth_box)
-        self.form.addRow("layers to score", self.layers_list)
+        self.layers_list = _multi_list()
+        truth_form.addRow("ground truth", self.truth_box)
+        truth_form.addRow("layers to score", self.layers_list)
+        # compare mode
+        self.compare_panel, compare_form = _panel()
+        self.noisy_box = LayerPicker(napari_viewer)
+        self.methods_list = _multi_list()
+        defaults = set(api.compare_candidates())
+        for name in methods_of("denoise"):
+            self.methods_list.addItem(name)
+            self.methods_list.item(self.methods_list.count() - 1).setSelected(name in defaults)
+        self.budget = _seconds_box(COMPARE_SECONDS)
+        self.device_box = combo(DEVICES, editable=True)
+        compare_form.addRow("noisy layer", self.noisy_box)
+        compare_form.addRow("methods", self.methods_list)
+        compare_form.addRow("time budget", self.budget)
+        compare_form.addRow("device", self.device_box)
+        self.form.addRow(self.truth_panel)
+        self.form.addRow(self.compare_panel)
         self.table = QTableWidget(0, len(SCORES))
-        self.table.setHorizontalHeaderLabels([s.upper().replace("_AFFINE", " aff.") for s in SCORES])
         self.table.setMinimumHeight(120)
+        self.recommendation = QLabel("")
+        self.recommendation.setWordWrap(True)
         self.figure = Figure(figsize=(3.6, 2.4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(180)
         self.extra.addWidget(self.table)
+        self.extra.addWidget(self.recommendation)
         self.extra.addWidget(self.canvas)
-        #: The scores of the last run, layer name to metric to value.
+        #: The scores of the last ground-truth run, layer name to metric to value.
         self.scores: dict[str, dict[str, float]] = {}
+        #: The last comparison (a :class:`~microrestore.assess.Comparison`), or ``None``.
+        self.comparison: Any = None
         self.refresh_layers()
         for event in ("inserted", "removed"):
             getattr(napari_viewer.layers.events, event).connect(self.refresh_layers)
+        self.mode_box.currentTextChanged.connect(self._mode_changed)
+        self._mode_changed(self.mode_box.currentText())
+
+    @property
+    def comparing(self) -> bool:
+        """Whether the widget is in the ground-truth-free compare mode."""
+        return self.mode_box.currentText() == MODES[1]
+
+    def _mode_changed(self, *_: Any) -> None:
+        self.truth_panel.setVisible(not self.comparing)
+        self.compare_panel.setVisible(self.comparing)
+        self.run_button.setText("Compare" if self.comparing else self.run_label)
+        self._set_columns(COMPARE_COLUMNS if self.comparing else SCORE_HEADERS)
+
+    def _set_columns(self, headers: Any) -> None:
+        self.table.setRowCount(0)
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(list(headers))
+        self.recommendation.setText("")
 
     def refresh_layers(self, *_: Any) -> None:
         """List the viewer's image layers (keeping the selection)."""
@@ -543,15 +694,26 @@ class AssessWidget(JobWidget):
                     self.layers_list.item(self.layers_list.count() - 1).setSelected(True)
 
     def choose(self, names: list[str], truth: str) -> None:
-        """Select the layers ``names`` to score against ``truth``."""
+        """Ground-truth mode: select the layers ``names`` to score against ``truth``."""
+        self.mode_box.setCurrentText(MODES[0])
         self.refresh_layers()
         self.truth_box.select(truth)
         for i in range(self.layers_list.count()):
             item = self.layers_list.item(i)
             item.setSelected(item.text() in names)
 
-    def prepare(self) -> tuple[list[tuple[str, np.ndarray]], tuple[str, np.ndarray]]:
+    def choose_compare(self, layer: str, methods: list[str]) -> None:
+        """Compare mode: compare ``methods`` on the layer called ``layer``."""
+        self.mode_box.setCurrentText(MODES[1])
+        self.noisy_box.select(layer)
+        for i in range(self.methods_list.count()):
+            item = self.methods_list.item(i)
+            item.setSelected(item.text() in methods)
+
+    def prepare(self) -> Any:
         """Collect the inputs from the form and the layers (GUI thread)."""
+        if self.comparing:
+            return self._prepare_compare()
         truth = self.truth_box.layer()
         if truth is None:
             raise InputError("choose the ground-truth layer")
@@ -561,10 +723,27 @@ class AssessWidget(JobWidget):
         pairs = [ground_truth_pair(self.viewer.layers[name], truth) for name in names]
         return [(name, pair[0]) for name, pair in zip(names, pairs)], (truth.name, pairs[0][1])
 
-    def job(self, inputs: Any, context: JobContext) -> dict[str, dict[str, float]]:
+    def _prepare_compare(self) -> _CompareInputs:
+        layer = self.noisy_box.layer()
+        if layer is None:
+            raise InputError("choose the noisy image layer to compare methods on")
+        methods = [item.text() for item in self.methods_list.selectedItems()]
+        if not methods:
+            raise InputError("select at least one method to compare")
+        return _CompareInputs(
+            layer=layer,
+            image=layer_image(layer, default_axes(layer)),
+            methods=methods,
+            budget=self.budget.value() or None,
+            device=self.device_box.currentText(),
+        )
+
+    def job(self, inputs: Any, context: JobContext) -> Any:
         """Run in the worker thread."""
         from microrestore import api
 
+        if isinstance(inputs, _CompareInputs):
+            return self._compare(inputs, context)
         layers, (_, truth) = inputs
         scores = {}
         for i, (name, data) in enumerate(layers):
@@ -573,9 +752,39 @@ class AssessWidget(JobWidget):
         context.report(len(layers), len(layers))
         return scores
 
-    def done(self, inputs: Any, result: dict[str, dict[str, float]]) -> None:
+    def _compare(self, inputs: _CompareInputs, context: JobContext) -> Any:
+        from microrestore import api
+        from microrestore.engine.observe import Cancelled
+
+        def check(*_: Any) -> None:  # tiles: stop on Cancel without moving the per-method progress bar
+            if context.cancel.is_set():
+                raise Cancelled("cancelled")
+
+        started = [0]
+
+        def on_method(name: str) -> None:
+            context.report(started[0], len(inputs.methods))
+            started[0] += 1
+            context.info(f"assessing {name} ({started[0]}/{len(inputs.methods)})")
+
+        options = _options(inputs.device, context)
+        options.on_progress = check
+        result = api.compare(inputs.image, inputs.methods, options=options, budget=inputs.budget, on_method=on_method)
+        context.report(len(inputs.methods), len(inputs.methods))
+        if result.ranking is None:
+            reasons = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
+            raise InputError(f"no method could be assessed on layer {inputs.layer.name!r} ({reasons})")
+        for name, why in result.skipped.items():
+            context.warn(f"skipped {name}: {why}")
+        return result
+
+    def done(self, inputs: Any, result: Any) -> None:
         """Show the result (GUI thread)."""
+        if isinstance(inputs, _CompareInputs):
+            self._show_comparison(inputs, result)
+            return
         layers, (truth_name, truth) = inputs
+        self._set_columns(SCORE_HEADERS)
         self.scores = result
         self.table.setRowCount(len(result))
         self.table.setVerticalHeaderLabels(list(result))
@@ -583,10 +792,38 @@ class AssessWidget(JobWidget):
             for col, key in enumerate(SCORES):
                 value = values.get(key, math.nan)
                 self.table.setItem(row, col, QTableWidgetItem(f"{value:.4g}"))
+        names = [name for name, _ in layers] + [f"{truth_name} (truth)"]
+        self._histograms(names, [data for _, data in layers] + [truth])
+        best = max(result, key=lambda n: result[n].get("psnr", -math.inf))
+        self.notify("info", f"scored {len(result)} layer(s) against {truth_name!r}; best PSNR: {best!r}")
+
+    def _show_comparison(self, inputs: _CompareInputs, result: Any) -> None:
+        self.comparison = result
+        rows = compare_rows(result)
+        self._set_columns(COMPARE_COLUMNS)
+        self.table.setRowCount(len(rows))
+        self.table.setVerticalHeaderLabels([name for name, _ in rows])
+        for r, (name, cells) in enumerate(rows):
+            for c, text in enumerate(cells):
+                self.table.setItem(r, c, QTableWidgetItem(text))
+            output = np.asarray(result.assessments[name].output, np.float32)
+            layer_name = f"{inputs.layer.name} [{name}]"
+            self.viewer.add_image(output, **result_kwargs(inputs.layer, output, layer_name))
+        ranking = result.ranking
+        text = (
+            f"recommended: {ranking.best} ({ranking.verdict}: best in {ranking.confidence:.0%} of the bootstrap "
+            f"resamples; {ranking.within_tolerance:.0%} put it within {ranking.tolerance_db:g} dB of the best)"
+        )
+        self.recommendation.setText(text)
+        names = [f"{inputs.layer.name} (input)"] + [name for name, _ in rows]
+        arrays = [np.asarray(inputs.layer.data)] + [result.assessments[name].output for name, _ in rows]
+        self._histograms(names, arrays)
+        self.notify("info", f"compared {len(rows)} method(s) on {inputs.layer.name!r} without ground truth; {text}")
+
+    def _histograms(self, names: list[str], arrays: list[np.ndarray]) -> None:
         self.figure.clear()
         axes = self.figure.add_subplot(111)
-        names = [name for name, _ in layers] + [f"{truth_name} (truth)"]
-        edges, counts = histogram([data for _, data in layers] + [truth])
+        edges, counts = histogram(arrays)
         centres = 0.5 * (edges[1:] + edges[:-1])
         for name, count in zip(names, counts):
             axes.step(centres, count, where="mid", label=name)
@@ -595,8 +832,6 @@ class AssessWidget(JobWidget):
         axes.set_ylabel("pixels")
         axes.legend(fontsize=7)
         self.canvas.draw_idle()
-        best = max(result, key=lambda n: result[n].get("psnr", -math.inf))
-        self.notify("info", f"scored {len(result)} layer(s) against {truth_name!r}; best PSNR: {best!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------

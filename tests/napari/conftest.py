@@ -51,3 +51,16 @@ def run_job(qtbot, widget, timeout: int = 120_000) -> None:
     widget.start()
     # The widget's Cancel button is enabled exactly while its job runs (it is re-enabled by the result's handler).
     qtbot.waitUntil(lambda: not widget.cancel_button.isEnabled(), timeout=timeout)
+
+
+def camera_field(size: int = 64, seed: int = 3):
+    """A small simulated noisy Poisson-Gaussian field (what the ground-truth-free assessment models)."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    from microrestore.simulation import CameraModel, apply_camera, nuclei, tubules
+
+    rng = np.random.default_rng(seed)
+    density = gaussian_filter(0.6 * tubules((size, size), rng) + 0.4 * nuclei((size, size), rng), 1.2)
+    camera = CameraModel(photons=20.0, offset=100.0, gain=1.0, read_noise=1.5)
+    return apply_camera(density, camera, rng).astype(np.float32)

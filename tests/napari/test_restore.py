@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.napari.conftest import run_job
+from tests.napari.conftest import camera_field, run_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -164,3 +164,41 @@ def test_cancel_stops_inference(qtbot, viewer):
     assert widget.messages[-1] == ("info", "cancelled")
     assert "stack [care]" not in viewer.layers
     assert widget.run_button.isEnabled()
+
+
+def test_restore_with_uncertainty_adds_a_sigma_layer(qtbot, viewer):
+    from microrestore.napari.widgets import RestoreWidget
+
+    layer = viewer.add_image(camera_field(), name="cells", scale=(0.1, 0.2), translate=(5.0, -3.0), units=("um", "um"))
+    widget = RestoreWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.method_box.setCurrentText("nl-means")
+    widget.uncertainty.setChecked(True)
+    run_job(qtbot, widget)
+    assert not [m for m in widget.messages if m[0] in ("error", "warning")], widget.messages
+    assert "cells [nl-means]" in viewer.layers
+    sigma = viewer.layers["cells [nl-means sigma]"]
+    assert sigma.data.shape == (64, 64) and sigma.data.dtype == np.float32
+    np.testing.assert_allclose(sigma.scale, layer.scale)
+    np.testing.assert_allclose(sigma.translate, layer.translate)
+    assert tuple(str(u) for u in sigma.units) == tuple(str(u) for u in layer.units)
+    assert np.all(sigma.data >= 0) and sigma.data.mean() > 0
+    assert sigma.contrast_limits[0] == 0 and sigma.contrast_limits[1] <= float(sigma.data.max())
+
+
+def test_uncertainty_not_available_is_one_warning_line(qtbot, viewer):
+    """A noise-free image has no noise model to build the map from: the restoration still comes, with one line."""
+    from microrestore.napari.widgets import RestoreWidget
+
+    viewer.add_image(np.tile(np.linspace(100, 200, 32, dtype=np.float32), (32, 1)), name="ramp")
+    widget = RestoreWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.method_box.setCurrentText("care")
+    widget.device_box.setCurrentText("cpu")
+    widget.uncertainty.setChecked(True)
+    run_job(qtbot, widget)
+    assert not [m for m in widget.messages if m[0] == "error"], widget.messages
+    warnings = [text for level, text in widget.messages if level == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith("no uncertainty map for care on 'ramp'"), warnings
+    assert "\n" not in warnings[0]
+    assert "ramp [care]" in viewer.layers and "ramp [care sigma]" not in viewer.layers

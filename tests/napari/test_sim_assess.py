@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.napari.conftest import run_job
+from tests.napari.conftest import camera_field, run_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -103,6 +103,53 @@ def test_assess_shape_mismatch_is_one_error_line(qtbot, viewer):
     assert level == "error" and "shape (16, 32)" in text and "truth" in text
 
 
+def test_compare_without_ground_truth(qtbot, viewer):
+    from microrestore.napari.widgets import COMPARE_COLUMNS, MODES, AssessWidget
+
+    layer = viewer.add_image(camera_field(), name="noisy", scale=(0.1, 0.1), translate=(2.0, 1.0))
+    widget = AssessWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.mode_box.currentText() == MODES[0]  # the ground-truth mode stays the default
+    assert {"nl-means", "care"} <= {item.text() for item in widget.methods_list.selectedItems()}  # defaults
+    widget.choose_compare("noisy", ["nl-means", "care"])
+    widget.device_box.setCurrentText("cpu")
+    assert widget.compare_panel.isVisibleTo(widget) and not widget.truth_panel.isVisibleTo(widget)
+    run_job(qtbot, widget)
+    assert not [m for m in widget.messages if m[0] in ("error", "warning")], widget.messages
+    order = widget.comparison.ranking.order
+    assert set(order) == {"nl-means", "care"} and widget.table.rowCount() == 2
+    assert [widget.table.horizontalHeaderItem(c).text() for c in range(widget.table.columnCount())] == list(
+        COMPARE_COLUMNS
+    )
+    assert [widget.table.verticalHeaderItem(r).text() for r in range(2)] == list(order)
+    for r, name in enumerate(order):
+        err = widget.comparison.assessments[name].error
+        assert widget.table.item(r, 0).text() == str(r + 1)
+        assert float(widget.table.item(r, 1).text()) == pytest.approx(err.estimated_rmse, rel=1e-3)
+        low, high = (float(v) for v in widget.table.item(r, 2).text().split(" - "))
+        assert low <= float(widget.table.item(r, 1).text()) <= high
+        assert float(widget.table.item(r, 3).text()) == pytest.approx(err.psnr, abs=0.01)
+        out = viewer.layers[f"noisy [{name}]"]
+        assert out.data.shape == (64, 64) and out.data.dtype == np.float32
+        np.testing.assert_allclose(out.scale, layer.scale)
+        np.testing.assert_allclose(out.translate, layer.translate)
+    assert widget.recommendation.text().startswith(f"recommended: {order[0]} (")
+    assert len(widget.figure.axes[0].lines) == 3  # the input and two outputs
+
+
+def test_compare_without_a_method_is_one_error_line(qtbot, viewer):
+    from microrestore.napari.widgets import AssessWidget
+
+    viewer.add_image(camera_field(32), name="noisy")
+    widget = AssessWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.choose_compare("noisy", [])
+    n = len(viewer.layers)
+    widget.start()
+    assert widget.messages[-1] == ("error", "select at least one method to compare")
+    assert len(viewer.layers) == n
+
+
 def test_reader_mrc_pixel_size_to_scale(tmp_path):
     from microrestore.io.mrc import write_mrc
     from microrestore.napari.reader import get_reader
@@ -157,3 +204,19 @@ def test_demo_sample():
     (clean, clean_kw, _), (noisy, noisy_kw, _) = demo_sample()
     assert noisy.shape == clean.shape == (384, 384) and noisy.dtype == np.uint16
     assert noisy_kw["name"] == "demo noisy" and clean_kw["visible"] is False
+
+
+def test_cancel_stops_a_comparison(qtbot, viewer):
+    """Cancel while the first method is assessed: the comparison stops before the next one; no layer, no table."""
+    from microrestore.napari.widgets import AssessWidget
+
+    viewer.add_image(camera_field(), name="noisy")
+    widget = AssessWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.choose_compare("noisy", ["nl-means", "care"])
+    widget.device_box.setCurrentText("cpu")
+    widget._bridge.progress.connect(lambda done, total: widget.cancel())  # cancel at the first method
+    run_job(qtbot, widget)
+    assert widget.messages[-1] == ("info", "cancelled")
+    assert [layer.name for layer in viewer.layers] == ["noisy"]
+    assert widget.table.rowCount() == 0 and widget.comparison is None
