@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from microrestore.plugins.markers import hookimpl, hookspec
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "hookimpl", "hookspec"]
