@@ -92,7 +92,7 @@ if TYPE_CHECKING:
     )
     from microrestore.io.images import ImageData
     from microrestore.nn import RCAN, UNet, fnsm_report
-    from microrestore.plugin_api.training_parts import SingleNetworkTask, paired_training_data
+    from microrestore.plugin_api.training_parts import SingleNetworkTask, options_sampler, paired_training_data
 
 #: The training parts, loaded on first use: name -> module.
 _LAZY: dict[str, str] = {
@@ -122,6 +122,7 @@ _LAZY: dict[str, str] = {
     "ImageData": "microrestore.io.images",
     "SingleNetworkTask": "microrestore.plugin_api.training_parts",
     "paired_training_data": "microrestore.plugin_api.training_parts",
+    "options_sampler": "microrestore.plugin_api.training_parts",
 }
 
 __all__ = [
@@ -175,6 +176,7 @@ __all__ = [
     "load_model",
     "load_network_model",
     "load_samples",
+    "options_sampler",
     "pair_by_name",
     "paired_training_data",
     "samples_from_image",

@@ -120,9 +120,32 @@ def paired_training_data(
     patch = config.patch_shape(config.ndim)
     check_patch_fits([p[0] for p in pairs], sources, patch, "source")
     check_patch_fits([p[1] for p in pairs], targets, patch, "target")
-    sampler, validation = training_sampler(
-        src_norm,
-        tgt_norm,
+    sampler, validation = options_sampler(config, src_norm, tgt_norm, patch)
+    axes = "ZYX" if config.ndim == 3 else "YX"
+    return TrainingData(sampler.sample, normalizer.to_dict(), axes, validation, images=source_images)
+
+
+def options_sampler(config: Any, sources: list[Any], targets: list[Any] | None, patch: tuple[int, ...]) -> tuple:
+    """:func:`~microrestore.engine.patches.training_sampler` with the shared options of a method's ``config``.
+
+    Parameters
+    ----------
+    config
+        A configuration with the shared training and patch options (``augment``, ``foreground_bias``,
+        ``validation_fraction``, ``seed``, ``batch_size``).
+    sources, targets
+        Normalised training inputs and their targets (``None`` for self-supervised methods).
+    patch
+        The patch shape.
+
+    Returns
+    -------
+    tuple
+        ``(sampler, validation batch)``, as :func:`training_sampler` returns them.
+    """
+    return training_sampler(
+        sources,
+        targets,
         patch,
         augment=config.augment,
         foreground_bias=config.foreground_bias,
@@ -130,5 +153,3 @@ def paired_training_data(
         seed=config.seed,
         validation_size=max(8, config.batch_size),
     )
-    axes = "ZYX" if config.ndim == 3 else "YX"
-    return TrainingData(sampler.sample, normalizer.to_dict(), axes, validation, images=source_images)

@@ -22,8 +22,8 @@ from microrestore.plugin_api import (
     TrainRequest,
     fit_patch_shape,
     load_images,
+    options_sampler,
     samples_from_image,
-    training_sampler,
 )
 from microrestore_n2v.config import N2VConfig
 from microrestore_n2v.masking import blind_spot_batch
@@ -61,16 +61,7 @@ def prepare(request: TrainRequest, config: N2VConfig) -> TrainingData:
     patch = tuple(p - p % multiple for p in fit_patch_shape(wanted, samples))
     if min(patch) < multiple:
         raise InputError(f"the images are too small for a U-Net of depth {config.depth} (patches of {wanted})")
-    sampler, plain_validation = training_sampler(
-        samples,
-        None,
-        patch,
-        augment=config.augment,
-        foreground_bias=config.foreground_bias,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-        validation_size=max(8, config.batch_size),
-    )
+    sampler, plain_validation = options_sampler(config, samples, None, patch)
 
     def sample(rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         patches, _ = sampler.sample(rng, batch_size)

@@ -34,7 +34,7 @@ from microrestore.plugin_api import (
     TrainRequest,
     fit_patch_shape,
     load_images,
-    training_sampler,
+    options_sampler,
 )
 from microrestore_rdl_denoise.config import RDLConfig
 from microrestore_rdl_denoise.pairs import default_ndim, make_pairs
@@ -175,16 +175,7 @@ def prepare(request: TrainRequest, config: RDLConfig) -> TrainingData:
     ndim = config.ndim or default_ndim(config.mode, images[0].axes)
     inputs, targets, fitted, depth_axis = _normalised_pairs(images, config, ndim)
     patch = _patch_shape(config, ndim, inputs, depth_axis)
-    sampler, validation = training_sampler(
-        inputs,
-        targets,
-        patch,
-        augment=config.augment,
-        foreground_bias=config.foreground_bias,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-        validation_size=max(8, config.batch_size),
-    )
+    sampler, validation = options_sampler(config, inputs, targets, patch)
     resolved = {"ndim": ndim, "depth_axis": depth_axis, "patch_shape": list(patch), "amending": config.amending_on}
     normalization = config.background_normalizer().to_dict()
     axes = "ZYX" if ndim == 3 else "YX"
