@@ -855,6 +855,8 @@ def train(
     found = get_method(method)
     if found.train is None:
         raise InputError(f"method {method!r} needs no training (it has no train step)")
+    if not source:
+        raise InputError(f"no training images given to {method!r} (give source files, folders or globs)")
     from microrestore.engine.ranks import env_world
 
     progress = progress and env_world()[0] == 0  # several processes: rank 0 alone shows progress and notes

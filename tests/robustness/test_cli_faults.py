@@ -464,3 +464,14 @@ def test_model_with_nan_weights_writes_nothing(cli, tmp_path):
     )
     _one_line(result, 1, str(out), "not written", "NaN or infinite", "100% of the pixels")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("method", ["care", "n2v", "rdl-denoise", "c2gan", "comi", "rdl-sim"])
+def test_training_without_source_images_is_a_bad_input(method: str, tmp_path) -> None:
+    # api.train with an empty source list used to reach the plugin, which failed with an IndexError
+    from microrestore import api
+    from microrestore.errors import InputError
+
+    with pytest.raises(InputError, match="no training images"):
+        api.train(method, [], tmp_path / "model", progress=False)
+    assert not (tmp_path / "model").exists()
