@@ -670,9 +670,13 @@ def restore_files(
             if torch.cuda.is_available():
                 options.device = f"cuda:{local_rank % torch.cuda.device_count()}"
     if not overwrite:
-        done = [dst for _, dst in pairs if dst.exists()]  # finished: outputs appear only when complete
+
+        def finished(dst: Path) -> bool:  # outputs appear only when complete; with --uncertainty, the map too
+            return dst.exists() and (not uncertainty or sigma_path(dst).exists())
+
+        done = [dst for _, dst in pairs if finished(dst)]
         clean_stale_temps(done)  # and leftovers of killed runs that wrote them are no longer needed
-        pairs = [(src, dst) for src, dst in pairs if not dst.exists()]
+        pairs = [(src, dst) for src, dst in pairs if not finished(dst)]
     if not pairs:
         return []
     if uncertainty and self_supervised is not None:

@@ -94,3 +94,17 @@ def test_api_restore_with_uncertainty_returns_sigma():
 
     restored, sigma = api.restore(_noisy(), "nl-means", uncertainty=True)
     assert restored.shape == sigma.shape == (64, 64) and sigma.dtype == np.float32
+
+
+def test_resuming_a_batch_makes_a_missing_sigma_map(noisy_tif, tmp_path):
+    # overwrite=False (--skip-existing) skips an input only when its output and, with uncertainty, its map exist
+    from microrestore import api
+
+    out = tmp_path / "out.tif"
+    api.restore_files([noisy_tif], out, method="nl-means", uncertainty=True)
+    sigma = tmp_path / "out_sigma.tif"
+    first = tifffile.imread(sigma)
+    sigma.unlink()
+    redone = api.restore_files([noisy_tif], out, method="nl-means", uncertainty=True, overwrite=False)
+    assert len(redone) == 1 and sigma.exists() and tifffile.imread(sigma).shape == first.shape
+    assert api.restore_files([noisy_tif], out, method="nl-means", uncertainty=True, overwrite=False) == []
